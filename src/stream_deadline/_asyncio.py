@@ -1,0 +1,149 @@
+"""The asyncio backend (uvloop included): one lazily re-armed timer per stream.
+
+Per pull the hot path reads the clock, checks the deadline and notes which task is pulling;
+it never creates a timer. A single timer handle, the watchdog, is armed at the first pull for
+the nearest time any pull could be due and re-armed by itself when it wakes early. When it
+finds the pulling task past its bound, it cancels that task; the pull turns that cancellation
+into :class:`~stream_deadline.StreamTimeoutError` only when it was ours and no other
+cancellation is pending (``Task.uncancel()``), exactly as :func:`asyncio.timeout` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from asyncio import CancelledError, current_task
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from ._source import Source, close_failed, close_overran, logger
+
+if TYPE_CHECKING:
+    from ._core import Limits
+    from ._errors import Limit, StreamTimeoutError
+
+__all__ = ["NAME", "clock", "close", "limited_stream"]
+
+NAME: Final = "asyncio"
+T = TypeVar("T")
+_inf: Final = math.inf
+
+
+def clock() -> Callable[[], float]:
+    """The running loop's clock; :func:`time.monotonic` itself where ``loop.time()`` is just that."""
+    loop = asyncio.get_running_loop()
+    return time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+
+
+async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
+    """Close ``source`` within ``close_timeout`` seconds; log and return what went wrong.
+
+    An outside cancellation arriving during the close propagates.
+    """
+    try:
+        async with asyncio.timeout(None if close_timeout == _inf else close_timeout) as scope:
+            await source.close()
+    except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
+        if isinstance(exc, TimeoutError) and scope.expired():
+            return close_overran(source, close_timeout)
+        return close_failed(source, exc)
+    return None
+
+
+async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
+    """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
+    from . import _asyncio as backend  # noqa: PLC0415 (this module, as a Backend)
+    from ._core import ending, forward_send, forward_throw  # noqa: PLC0415 (a cycle otherwise)
+
+    loop = asyncio.get_running_loop()
+    now = clock()
+    started = now()
+    deadline_at = limits.deadline_at(started, backend)
+    first_item, idle = limits.first_item, limits.idle
+    iterator = source.iterator
+    anext = iterator.__anext__
+    pull: Callable[[], Awaitable[T]] | None = None  # set by asend()/athrow() for one pull
+    puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
+    pull_started = started
+    items = 0
+    fired: Limit | None = None  # the limit for which the watchdog cancelled the puller
+    expired: StreamTimeoutError | None = None
+    alarm: asyncio.TimerHandle | None = None
+
+    def watchdog(when: float) -> None:
+        # Runs at `when`. Cancels the puller if its pull is due; otherwise re-arms for the
+        # earliest moment any pull, this one or a later one, could be due.
+        nonlocal alarm, fired
+        alarm = None
+        bound, limit = deadline_at, "deadline"
+        if puller is not None:
+            span = idle if items else first_item
+            if span is not None and pull_started + span < bound:
+                bound, limit = pull_started + span, ("idle" if items else "first_item")
+            if bound <= when:
+                fired = limit
+                puller.cancel(f"stream_deadline: the {limit} limit passed")
+                return
+        if idle is not None and when + idle < bound:
+            bound = when + idle  # a pull starting now could be due no sooner
+        if when < bound < _inf:
+            alarm = loop.call_at(bound, watchdog, bound)
+
+    first = min(
+        deadline_at,
+        _inf if first_item is None else started + first_item,
+        _inf if idle is None else started + idle,
+    )
+    if first < _inf:
+        alarm = loop.call_at(first, watchdog, first)
+    try:
+        while True:
+            pull_started = t = now()
+            if t >= deadline_at:
+                expired = limits.error("deadline", t - started, items)
+                raise expired
+            puller = task = current_task(loop)
+            try:
+                if pull is None:
+                    item = await anext()
+                else:
+                    item = await pull()
+                    pull = None
+            except StopAsyncIteration:
+                break
+            except CancelledError:
+                if fired is None or task.uncancel():  # not ours, or another one is pending too
+                    raise
+                expired = limits.error(fired, now() - started, items)
+                raise expired from None
+            finally:
+                puller = None
+            if fired is not None:  # the source swallowed our cancellation and went on
+                logger.warning("the source %s ignored the cancellation of its pull", source.describe())
+                if task.uncancel():
+                    raise CancelledError
+                expired = limits.error(fired, now() - started, items)
+                raise expired
+            items += 1
+            try:
+                sent = yield item
+            except GeneratorExit:
+                raise
+            except BaseException as thrown:  # athrow()
+                pull = forward_throw(iterator, thrown)
+            else:
+                if sent is not None:
+                    pull = forward_send(iterator, sent)
+    except BaseException as exc:
+        if alarm is not None:
+            alarm.cancel()
+        error = await ending(backend, source, limits, exc, expired)
+        if error is not None:
+            raise error
+        return
+    if alarm is not None:
+        alarm.cancel()
+    error = await ending(backend, source, limits, None, None)
+    if error is not None:
+        raise error

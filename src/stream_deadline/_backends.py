@@ -1,0 +1,56 @@
+"""Which event loop runs the stream: each backend lives in its own private module."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._core import Limits
+    from ._source import Source
+
+__all__ = ["Backend", "current_backend"]
+
+T = TypeVar("T")
+
+
+class Backend(Protocol):
+    """What the engine needs of an event loop; ``_asyncio`` and ``_trio`` provide it."""
+
+    NAME: str
+
+    def clock(self) -> Callable[[], float]:
+        """Return the running loop's clock: what ``anyio.current_time()`` reads."""
+        ...
+
+    def limited_stream(self, source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
+        """Return the generator that pulls ``source`` under ``limits``."""
+        ...
+
+    async def close(self, source: Source[Any], close_timeout: float) -> BaseException | None:
+        """Close ``source`` within ``close_timeout``, shielded from outside cancellation where
+        the backend needs it; return (after logging) what went wrong, or ``None``."""
+        ...
+
+
+def current_backend(what: str) -> Backend:
+    """Return the backend of the event loop running in this thread.
+
+    Raises :class:`RuntimeError` naming ``what`` when neither asyncio nor trio is running.
+    """
+    trio = sys.modules.get("trio")
+    if trio is not None and trio.lowlevel.in_trio_task():
+        from . import _trio  # noqa: PLC0415 (trio is optional)
+
+        return _trio
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            f"{what} needs a running event loop: use it inside async code run by asyncio or trio"
+        ) from None
+    from . import _asyncio  # noqa: PLC0415
+
+    return _asyncio

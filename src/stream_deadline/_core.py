@@ -1,0 +1,451 @@
+"""The engine's shared part: the limits, the public stream type and ``with_deadline``.
+
+``with_deadline`` validates everything at once and returns a :class:`DeadlineStream`. The
+stream picks its backend (``_asyncio`` or ``_trio``) when it is first iterated and from then on
+is driven by that backend's generator, an ordinary async generator: ``async for`` over the
+stream runs it directly, with no layer in between.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Literal, ParamSpec, Protocol, TypeAlias, TypeVar, overload
+
+from ._backends import Backend, current_backend
+from ._deadline import Deadline
+from ._errors import Limit, StreamTimeoutError
+from ._source import Source, logger
+from ._validate import check_close_timeout, check_on_timeout, check_seconds
+
+__all__ = ["DeadlineStream", "Limits", "Seconds", "ending", "forward_send", "forward_throw", "with_deadline"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+P = ParamSpec("P")
+
+Seconds: TypeAlias = "float | Deadline | None"
+"""A total limit: seconds from the first pull, a shared :class:`Deadline`, or ``None`` for none."""
+
+DEFAULT_CLOSE_TIMEOUT: Final = 5.0
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Final = _Missing()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The validated limits of one stream; ``None`` means "no such limit"."""
+
+    seconds: float | None
+    """The total budget in seconds (for a shared Deadline, the seconds it was created with)."""
+    deadline: Deadline | None
+    """A shared deadline that fixes the end in advance, or ``None``: the budget starts at the first pull."""
+    first_item: float | None
+    idle: float | None
+    stop: bool
+    """``on_timeout="stop"``: end quietly instead of raising."""
+    close_timeout: float
+
+    @property
+    def unlimited(self) -> bool:
+        """Whether no limit at all is set: the stream then only passes items through."""
+        return self.seconds is None and self.first_item is None and self.idle is None
+
+    def deadline_at(self, started: float, backend: Backend) -> float:
+        """The total deadline on the loop's clock for a stream first pulled at ``started``."""
+        if self.deadline is not None:
+            if self.deadline.backend != backend.NAME:
+                raise RuntimeError(
+                    f"`seconds` is a Deadline made on {self.deadline.backend}, but the stream runs"
+                    f" on {backend.NAME}: create the Deadline in the same event loop"
+                )
+            return self.deadline.when
+        return math.inf if self.seconds is None else started + self.seconds
+
+    def error(self, limit: Limit, elapsed: float, items: int) -> StreamTimeoutError:
+        """The error for ``limit`` passing ``elapsed`` seconds after the first pull."""
+        timeout = {"deadline": self.seconds, "first_item": self.first_item, "idle": self.idle}[limit]
+        assert timeout is not None  # only a configured limit can fire
+        return StreamTimeoutError(limit, timeout, elapsed, items)
+
+
+def forward_send(iterator: AsyncIterator[Any], value: object) -> Callable[[], Awaitable[Any]]:
+    """The next pull after ``asend(value)``: the source's own ``asend``."""
+    asend = getattr(iterator, "asend", None)
+    if asend is None:
+        raise TypeError(
+            f"asend(): the source {type(iterator).__qualname__} is not an async generator"
+            " and cannot receive values; use asend(None) or anext()"
+        )
+    return functools.partial(asend, value)
+
+
+def forward_throw(iterator: AsyncIterator[Any], exc: BaseException) -> Callable[[], Awaitable[Any]]:
+    """The next pull after ``athrow(exc)``: the source's own ``athrow``, or ``exc`` raised here
+    when the source has none (as in a generator that does not catch it)."""
+    athrow = getattr(iterator, "athrow", None)
+    if athrow is None:
+        raise exc
+    return functools.partial(athrow, exc)
+
+
+async def ending(
+    backend: Backend,
+    source: Source[Any],
+    limits: Limits,
+    exc: BaseException | None,
+    expired: StreamTimeoutError | None,
+) -> BaseException | None:
+    """Close the source after the stream ended; return what the consumer must see, if anything.
+
+    ``exc`` is what ended the stream (``None``: the source was exhausted) and ``expired`` the
+    stream's own timeout, if one fired. A close that fails or overruns ``close_timeout`` is
+    logged by ``backend.close``; it surfaces when nothing else does (normal end, ``aclose()``)
+    and is chained as the cause of a timeout.
+    """
+    problem = await backend.close(source, limits.close_timeout)
+    if exc is None or isinstance(exc, GeneratorExit):
+        return problem
+    if exc is expired:
+        if problem is not None:
+            exc.__cause__ = problem
+        logger.info("%s%s", exc, "; stopping quietly (on_timeout='stop')" if limits.stop else "")
+        return None if limits.stop else exc
+    return exc
+
+
+class DeadlineStream(AsyncGenerator[T_co, Any]):
+    """An async iterator with a deadline; what :func:`with_deadline` returns.
+
+    It behaves like an async generator: ``async for``, :meth:`__anext__`, :meth:`asend`,
+    :meth:`athrow`, :meth:`aclose`, and ``async with`` (which closes it on exit). It owns its
+    source: however the stream ends, the source is closed exactly once.
+    """
+
+    __slots__ = ("_gen", "_limits", "_source")
+
+    def __init__(self, source: AsyncIterable[T_co], limits: Limits) -> None:
+        self._source = Source(source)
+        self._limits = limits
+        self._gen: AsyncGenerator[T_co, Any] | None = None
+
+    def _generator(self) -> AsyncGenerator[T_co, Any]:
+        gen = self._gen
+        if gen is None:
+            if self._source.closed:
+                gen = _closed()
+            else:
+                backend = current_backend("iterating a with_deadline() stream")
+                if self._limits.unlimited:
+                    gen = _unlimited(backend, self._source, self._limits)
+                else:
+                    gen = backend.limited_stream(self._source, self._limits)
+            self._gen = gen
+        return gen
+
+    def __aiter__(self) -> AsyncGenerator[T_co, Any]:
+        return self._generator()
+
+    def __anext__(self) -> Awaitable[T_co]:
+        return self._generator().__anext__()
+
+    def asend(self, value: Any, /) -> Awaitable[T_co]:
+        return self._generator().asend(value)
+
+    @overload
+    def athrow(
+        self, typ: type[BaseException], val: BaseException | object = None, tb: TracebackType | None = None, /
+    ) -> Awaitable[T_co]: ...
+    @overload
+    def athrow(self, typ: BaseException, val: None = None, tb: TracebackType | None = None, /) -> Awaitable[T_co]: ...
+    def athrow(self, typ: Any, val: Any = None, tb: Any = None, /) -> Awaitable[T_co]:
+        gen = self._generator()
+        return gen.athrow(typ) if val is None and tb is None else gen.athrow(typ, val, tb)
+
+    async def aclose(self) -> None:
+        """Close the stream and its source (once; later calls do nothing).
+
+        Raises :class:`RuntimeError` if another task is pulling from the stream right now, as
+        an async generator does, and whatever closing the source raised.
+        """
+        if self._gen is not None:
+            await self._gen.aclose()
+        else:
+            self._gen = _closed()
+        if not self._source.closed:  # never started: no generator body ran to close it
+            backend = current_backend("aclose()")
+            problem = await backend.close(self._source, self._limits.close_timeout)
+            if problem is not None:
+                raise problem
+
+    async def __aenter__(self) -> DeadlineStream[T_co]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<DeadlineStream of {self._source.describe()} {self._limits}>"
+
+
+def _closed() -> AsyncGenerator[Any, Any]:
+    """A stand-in generator for a stream closed before it was iterated."""
+    async def nothing() -> AsyncGenerator[Any, Any]:
+        return
+        yield  # pragma: no cover (makes this an async generator)
+
+    return nothing()  # ends at its first pull, and is finished from then on
+
+
+async def _unlimited(backend: Backend, source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
+    """No limit at all: pass items through, keeping only the ownership of the source."""
+    iterator = source.iterator
+    anext = iterator.__anext__
+    pull: Callable[[], Awaitable[T]] | None = None
+    try:
+        while True:
+            try:
+                item = await (anext() if pull is None else pull())
+            except StopAsyncIteration:
+                break
+            pull = None
+            try:
+                sent = yield item
+            except GeneratorExit:
+                raise
+            except BaseException as thrown:  # athrow()
+                pull = forward_throw(iterator, thrown)
+            else:
+                if sent is not None:
+                    pull = forward_send(iterator, sent)
+    except BaseException as exc:
+        error = await ending(backend, source, limits, exc, None)
+        if error is not None:
+            raise error
+        return
+    error = await ending(backend, source, limits, None, None)
+    if error is not None:
+        raise error
+
+
+class _Decorator(Protocol):
+    def __call__(self, func: Callable[P, AsyncIterator[T]], /) -> Callable[P, DeadlineStream[T]]: ...
+
+
+def _make_limits(
+    seconds: object, template: Limits, origin: str = ""
+) -> Limits:
+    """``template`` with the total limit ``seconds`` (a number, ``None`` or a Deadline), checked."""
+    if isinstance(seconds, Deadline):
+        return Limits(
+            seconds.seconds, seconds, template.first_item, template.idle, template.stop, template.close_timeout
+        )
+    if callable(seconds) and not origin:
+        raise TypeError(
+            "`seconds` must be a number of seconds, None or a Deadline; a callable that computes"
+            " the limit per call works only in the decorator form: @with_deadline(lambda *a, **k: ...)"
+        )
+    value = check_seconds("seconds", seconds, origin=origin)
+    return Limits(value, None, template.first_item, template.idle, template.stop, template.close_timeout)
+
+
+def _check_source(source: object) -> None:
+    if inspect.isasyncgenfunction(source):
+        name = getattr(source, "__name__", "gen")
+        raise TypeError(
+            f"`source` is the async generator function {name}, not an async iterable:"
+            f" call it, e.g. with_deadline({name}(...), 45)"
+        )
+    if hasattr(type(source), "__aiter__"):
+        return
+    if inspect.isawaitable(source):
+        raise TypeError(
+            f"`source` is an awaitable ({type(source).__name__}), not an async iterable:"
+            " await it to get the stream, e.g. with_deadline(await client.chat.completions.create(..., stream=True), 45)"
+        )
+    if hasattr(type(source), "__iter__"):
+        raise TypeError(
+            f"`source` must be an async iterable, but {type(source).__name__} is a sync iterable:"
+            " use an async one (an async generator or an async client's stream)"
+        )
+    raise TypeError(f"`source` must be an async iterable, not {type(source).__name__} {source!r}")
+
+
+def _is_decoratable(func: object) -> bool:
+    return inspect.isasyncgenfunction(func) or getattr(func, "__stream_deadline__", False) is True
+
+
+def _decorator(seconds: object, template: Limits) -> _Decorator:
+    if callable(seconds) and not isinstance(seconds, Deadline):
+        per_call: Callable[..., object] | None = seconds
+        static = template
+        origin = f" (returned by {getattr(seconds, '__qualname__', repr(seconds))})"
+    else:
+        per_call = None
+        static = _make_limits(seconds, template)
+        origin = ""
+
+    def decorate(func: Callable[P, AsyncIterator[T]], /) -> Callable[P, DeadlineStream[T]]:
+        if not _is_decoratable(func):
+            raise TypeError(
+                f"@with_deadline decorates async generator functions (async def with yield),"
+                f" not {getattr(func, '__qualname__', type(func).__name__)}"
+                + (
+                    ", which is a coroutine function: its result is awaited, not iterated"
+                    if inspect.iscoroutinefunction(func)
+                    else ""
+                )
+                + "; to limit an async iterable, call with_deadline(source, seconds)"
+            )
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> DeadlineStream[T]:
+            limits = static if per_call is None else _make_limits(per_call(*args, **kwargs), template, origin)
+            return DeadlineStream(func(*args, **kwargs), limits)
+
+        wrapper.__stream_deadline__ = True  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+@overload
+def with_deadline(
+    source: AsyncIterable[T],
+    /,
+    seconds: Seconds,
+    *,
+    first_item: float | None = None,
+    idle: float | None = None,
+    on_timeout: Literal["raise", "stop"] = "raise",
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+) -> DeadlineStream[T]: ...
+@overload
+def with_deadline(
+    seconds: Seconds | Callable[..., Seconds],
+    /,
+    *,
+    first_item: float | None = None,
+    idle: float | None = None,
+    on_timeout: Literal["raise", "stop"] = "raise",
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+) -> _Decorator: ...
+@overload
+def with_deadline(
+    *,
+    seconds: Seconds | Callable[..., Seconds],
+    first_item: float | None = None,
+    idle: float | None = None,
+    on_timeout: Literal["raise", "stop"] = "raise",
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+) -> _Decorator: ...
+def with_deadline(
+    source: Any = _MISSING,
+    /,
+    seconds: Any = _MISSING,
+    *,
+    first_item: float | None = None,
+    idle: float | None = None,
+    on_timeout: Literal["raise", "stop"] = "raise",
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+) -> DeadlineStream[Any] | _Decorator:
+    """Put a deadline on an async iterator, or, without one, decorate an async generator function.
+
+    ``with_deadline(source, seconds, ...)`` returns a :class:`DeadlineStream` over ``source``;
+    ``with_deadline(seconds, ...)`` returns a decorator that does the same to every iterator
+    the decorated async generator function returns. In the decorator form ``seconds`` may also
+    be a callable: it receives the decorated function's arguments and returns the limit, once
+    per call (``lambda self, *args, **kwargs: self.stream_timeout``).
+
+    Args:
+        source: any async iterable; the stream owns it and closes it.
+        seconds: the total budget: seconds counted from the first pull, a shared
+            :class:`Deadline`, or ``None`` for no total limit. ``math.inf`` means ``None``.
+        first_item: seconds the first pull may take (time to first item), or ``None``.
+        idle: seconds each later pull may take (a stall detector), or ``None``. It does not
+            apply to the first pull: that is what ``first_item`` is for.
+        on_timeout: ``"raise"`` (default) raises :class:`StreamTimeoutError`; ``"stop"`` ends
+            the iteration quietly (after closing the source).
+        close_timeout: seconds to wait for the source to close after a timeout or at the end;
+            a close that takes longer is abandoned and logged.
+
+    Semantics (each is tested on asyncio and trio):
+
+    1. **Clock.** Every time is read from the running event loop's clock (what
+       ``anyio.current_time()`` returns), so virtual clocks work.
+    2. **Start.** The total deadline starts at the first ``__anext__``, when a generator's body
+       starts and its request goes out. A :class:`Deadline` fixes it in advance instead.
+    3. **Check first.** Every ``__anext__`` checks the deadline first; past it, the source is
+       closed and the timeout raised without pulling.
+    4. **Watchdog.** Every pull is bounded by whichever is nearest: the deadline,
+       ``first_item`` (first pull only) or ``idle`` (every later pull). When that bound passes
+       while a task waits in the pull, exactly that task is cancelled, whichever task it is;
+       the source is closed with ``aclose()`` (bounded by ``close_timeout``) and
+       :class:`StreamTimeoutError` raised in it. A stall in which bytes still arrive but no
+       item does (SSE keep-alive comments) is a stall like any other. When two limits pass
+       at the same instant, the total deadline is the one reported.
+    5. **Consumer time.** Time the consumer spends between pulls counts toward the total
+       deadline, not toward ``first_item`` or ``idle``.
+    6. **No loss.** Items that arrived before a limit passed are all delivered, in order; none
+       is dropped or duplicated.
+    7. **Outside cancellation wins.** A consumer cancelled by anyone else, even in the same
+       loop tick as the deadline, sees the cancellation, never a timeout, and no outside
+       cancellation is swallowed. Enclosing ``asyncio.timeout``, anyio and trio scopes keep
+       working and are not reported as the stream's timeout.
+    8. **Closed once.** The source is closed exactly once: on timeout, normal end, error,
+       ``aclose()``, ``async with`` exit, and ``break`` followed by ``aclose()``. Its
+       ``finally`` blocks have run before :class:`StreamTimeoutError` reaches the consumer. A
+       close that hangs or raises does not hide the timeout: the timeout still surfaces within
+       ``close_timeout``; the close problem is logged (logger ``stream_deadline``) and chained
+       as the timeout's ``__cause__``.
+    9. **Finished after a timeout.** Later pulls raise :class:`StopAsyncIteration`, as a
+       finished async generator does. ``on_timeout="stop"`` ends the iteration quietly (after
+       closing the source) instead of raising.
+    10. **One puller at a time.** A second task pulling while a pull is in progress gets
+        :class:`RuntimeError`, and the stream's state stays intact.
+    11. **Nothing left behind.** No timer handle, task or cancel scope outlives the stream.
+    12. **Bad input fails at once**, when ``with_deadline`` is called or the decorator
+        applied, with :class:`TypeError` or :class:`ValueError` naming the parameter. A limit
+        computed per call is checked at call time with the same messages.
+    13. **No limit, no cost.** With no limit at all the stream only passes items through.
+
+    Raises:
+        TypeError: a parameter has the wrong type (see 12).
+        ValueError: a limit is negative or NaN, or ``on_timeout`` is not a known word.
+    """
+    template = Limits(
+        None,
+        None,
+        check_seconds("first_item", first_item),
+        check_seconds("idle", idle),
+        check_on_timeout(on_timeout),
+        check_close_timeout(close_timeout),
+    )
+    if source is _MISSING:
+        if seconds is _MISSING:
+            raise TypeError("with_deadline() needs `seconds`: a number, None (no total limit) or a Deadline")
+        return _decorator(seconds, template)
+    if seconds is not _MISSING:
+        _check_source(source)
+        return DeadlineStream(source, _make_limits(seconds, template))
+    if hasattr(type(source), "__aiter__"):
+        raise TypeError(
+            "with_deadline(source) is missing `seconds`: pass a number, None (no total limit)"
+            " or a Deadline, e.g. with_deadline(source, 45)"
+        )
+    if inspect.isasyncgenfunction(source):
+        raise TypeError(
+            "@with_deadline needs a limit: write @with_deadline(45), @with_deadline(None, idle=5)"
+            " or @with_deadline(lambda *args, **kwargs: ...), not a bare @with_deadline"
+        )
+    return _decorator(source, template)

@@ -1,0 +1,53 @@
+"""The error raised when a stream runs out of time."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["Limit", "StreamTimeoutError"]
+
+Limit = Literal["deadline", "first_item", "idle"]
+"""The name of the limit that passed: the total deadline, the first-item limit or the idle limit."""
+
+_WHAT: dict[str, str] = {
+    "deadline": "the total deadline",
+    "first_item": "the first-item limit",
+    "idle": "the idle limit",
+}
+
+
+class StreamTimeoutError(TimeoutError):
+    """A limit of a :func:`~stream_deadline.with_deadline` stream passed.
+
+    It subclasses the built-in :class:`TimeoutError`, so ``except TimeoutError`` and
+    ``except asyncio.TimeoutError`` catch it too. By the time it reaches you, the source has
+    been closed: its ``finally`` blocks have run and its connection is released.
+
+    Attributes:
+        limit: which limit passed: ``"deadline"`` (the total budget), ``"first_item"`` (no
+            first item in time) or ``"idle"`` (no next item in time).
+        timeout: the seconds configured for that limit (for a shared
+            :class:`~stream_deadline.Deadline`, the seconds it was created with).
+        elapsed: seconds from the first pull to the moment the limit fired, on the event
+            loop's clock.
+        items: how many items the stream delivered before the limit fired.
+    """
+
+    limit: Limit
+    timeout: float
+    elapsed: float
+    items: int
+
+    def __init__(self, limit: Limit, timeout: float, elapsed: float, items: int) -> None:
+        self.limit = limit
+        self.timeout = timeout
+        self.elapsed = elapsed
+        self.items = items
+        super().__init__(
+            f"stream timed out: {_WHAT[limit]} of {timeout:g} s ({limit}) passed"
+            f" {elapsed:.3f} s after the first pull, with {items} item{'' if items == 1 else 's'}"
+            " delivered"
+        )
+
+    def __reduce__(self) -> tuple[type[StreamTimeoutError], tuple[Limit, float, float, int]]:
+        return type(self), (self.limit, self.timeout, self.elapsed, self.items)

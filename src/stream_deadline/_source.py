@@ -1,0 +1,72 @@
+"""Ownership of the wrapped source: close it exactly once, however it is closed."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Source", "close_failed", "close_overran", "logger"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("stream_deadline")
+"""Every message of the library goes through this logger."""
+
+
+class Source(Generic[T]):
+    """The source a stream owns: the async iterable and the iterator it returned.
+
+    :meth:`close` closes the iterator and then, when it is a different object, the iterable,
+    each with its ``aclose()`` or, failing that, its ``close()`` (awaited when it returns an
+    awaitable: the openai SDK's ``AsyncStream.close()`` is a coroutine). It does so once; later
+    calls do nothing.
+    """
+
+    __slots__ = ("closed", "iterable", "iterator")
+
+    def __init__(self, iterable: AsyncIterable[T]) -> None:
+        self.iterable = iterable
+        self.iterator: AsyncIterator[T] = aiter(iterable)
+        self.closed = False
+
+    def describe(self) -> str:
+        """Name the source for log messages."""
+        return type(self.iterable).__qualname__
+
+    async def close(self) -> None:
+        """Close the iterator, then the iterable if it is another object; only the first call acts."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await _close(self.iterator)
+        finally:
+            if self.iterable is not self.iterator:
+                await _close(self.iterable)
+
+
+async def _close(obj: object) -> None:
+    method: Any = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+    if method is None:
+        return
+    result = method()
+    if inspect.isawaitable(result):
+        await result
+
+
+def close_overran(source: Source[Any], close_timeout: float) -> TimeoutError:
+    """Log that closing ``source`` overran ``close_timeout``; return the error to chain."""
+    logger.warning(
+        "closing the source %s took longer than close_timeout=%g s; gave up waiting",
+        source.describe(),
+        close_timeout,
+    )
+    return TimeoutError(f"closing the source took longer than close_timeout={close_timeout:g} s")
+
+
+def close_failed(source: Source[Any], exc: Exception) -> Exception:
+    """Log that closing ``source`` raised ``exc``; return it to chain."""
+    logger.warning("closing the source %s failed", source.describe(), exc_info=exc)
+    return exc

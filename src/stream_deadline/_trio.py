@@ -1,0 +1,106 @@
+"""The trio backend: one cancel scope per pull, with the pull's bound as its deadline.
+
+Trio cancels through scopes only, so each pull runs in a fresh :class:`trio.CancelScope` whose
+deadline is the pull's bound: the cheapest correct use of cancel scopes, and no scope is ever
+open across a ``yield``. A scope that caught the cancellation turns it into
+:class:`~stream_deadline.StreamTimeoutError`; if an enclosing scope is cancelled as well, the
+consumer sees ``trio.Cancelled`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import trio
+
+from ._source import Source, close_failed, close_overran, logger
+
+if TYPE_CHECKING:
+    from ._core import Limits
+    from ._errors import Limit, StreamTimeoutError
+
+__all__ = ["NAME", "clock", "close", "limited_stream"]
+
+NAME: Final = "trio"
+T = TypeVar("T")
+_inf: Final = math.inf
+
+
+def clock() -> Callable[[], float]:
+    """Trio's clock (a ``MockClock`` when the run uses one)."""
+    return trio.current_time
+
+
+async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
+    """Close ``source`` within ``close_timeout`` seconds, shielded from outside cancellation
+    (which is delivered at the consumer's next checkpoint); log and return what went wrong."""
+    with trio.CancelScope(deadline=trio.current_time() + close_timeout, shield=True) as scope:
+        try:
+            await source.close()
+        except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
+            return close_failed(source, exc)
+    return close_overran(source, close_timeout) if scope.cancelled_caught else None
+
+
+async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
+    """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
+    from . import _trio as backend  # noqa: PLC0415 (this module, as a Backend)
+    from ._core import ending, forward_send, forward_throw  # noqa: PLC0415 (a cycle otherwise)
+
+    now = trio.current_time
+    started = now()
+    deadline_at = limits.deadline_at(started, backend)
+    first_item, idle = limits.first_item, limits.idle
+    iterator = source.iterator
+    anext = iterator.__anext__
+    pull: Callable[[], Awaitable[T]] | None = None  # set by asend()/athrow() for one pull
+    items = 0
+    expired: StreamTimeoutError | None = None
+    try:
+        while True:
+            t = now()
+            if t >= deadline_at:
+                expired = limits.error("deadline", t - started, items)
+                raise expired
+            span = idle if items else first_item
+            limit: Limit
+            if span is not None and t + span < deadline_at:
+                bound, limit = t + span, ("idle" if items else "first_item")
+            else:
+                bound, limit = deadline_at, "deadline"
+            try:
+                with trio.CancelScope(deadline=bound) as scope:
+                    if pull is None:
+                        item = await anext()
+                    else:
+                        item = await pull()
+                        pull = None
+            except StopAsyncIteration:
+                break
+            if scope.cancel_called:
+                if not scope.cancelled_caught:  # the source swallowed trio.Cancelled and went on
+                    logger.warning("the source %s ignored the cancellation of its pull", source.describe())
+                expired = limits.error(limit, now() - started, items)
+                raise expired
+            items += 1
+            try:
+                sent = yield item
+            except GeneratorExit:
+                raise
+            except BaseException as thrown:  # athrow()
+                pull = forward_throw(iterator, thrown)
+            else:
+                if sent is not None:
+                    pull = forward_send(iterator, sent)
+    except BaseException as exc:
+        error = await ending(backend, source, limits, exc, expired)
+        if expired is not None:
+            await trio.lowlevel.checkpoint_if_cancelled()  # an enclosing scope's cancel wins
+        if error is not None:
+            raise error
+        return
+    error = await ending(backend, source, limits, None, None)
+    if error is not None:
+        raise error

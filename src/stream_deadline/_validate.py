@@ -1,0 +1,53 @@
+"""Checks of user input: fail at once, name the parameter, say how to fix it."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+__all__ = ["check_close_timeout", "check_on_timeout", "check_seconds"]
+
+
+def check_seconds(name: str, value: object, *, allow_none: bool = True, origin: str = "") -> float | None:
+    """Return ``value`` as float seconds, ``None`` for no limit (``None`` or infinity).
+
+    Raises :class:`TypeError` for anything but a real number (booleans and strings included)
+    and :class:`ValueError` for NaN or a negative number, naming the parameter ``name``;
+    ``origin`` says where the value came from when the user did not write it directly.
+    """
+    where = f"`{name}`{origin}"
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        expected = "a number of seconds" + (" or None" if allow_none else "")
+        if isinstance(value, str):
+            hint = f"; write {name}=45, not {name}='45'"
+        elif isinstance(value, bool):
+            hint = "; booleans are not durations"
+        else:
+            hint = ""
+        raise TypeError(f"{where} must be {expected}, not {type(value).__name__} {value!r}{hint}")
+    seconds = float(value)
+    if math.isnan(seconds):
+        raise ValueError(f"{where} must not be NaN")
+    if seconds < 0:
+        raise ValueError(f"{where} must be non-negative, got {value!r}")
+    if math.isinf(seconds) and allow_none:
+        return None
+    return seconds
+
+
+def check_on_timeout(value: object) -> bool:
+    """Return whether ``on_timeout`` asks to stop quietly; reject anything but the two words."""
+    if value == "raise" and isinstance(value, str):
+        return False
+    if value == "stop" and isinstance(value, str):
+        return True
+    raise ValueError(f'`on_timeout` must be "raise" or "stop", not {value!r}')
+
+
+def check_close_timeout(value: object) -> float:
+    """Return ``close_timeout`` as float seconds; infinity means "wait as long as the close takes"."""
+    seconds = check_seconds("close_timeout", value, allow_none=False)
+    assert seconds is not None  # allow_none=False never returns None
+    return seconds
