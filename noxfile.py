@@ -51,3 +51,21 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite; writes docs/benchmarks.md and its charts."""
     session.install(".", *groups("bench"))
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+# --- docs and build: owned by the documentation work (issue 5) ---------------------------
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation with warnings as errors and run every code example in it."""
+    session.install(".", *groups("docs"))
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build sdist and wheel, check their metadata, and test the installed wheel."""
+    session.install(*groups("build"))
+    session.run("python", "-m", "build", "--outdir", "dist")
+    session.run("twine", "check", "--strict", "dist/*")
