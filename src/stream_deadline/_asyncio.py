@@ -68,14 +68,30 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     pull_started = started
     items = 0
     fired: Limit | None = None  # the limit for which the watchdog cancelled the puller
+    strikes = 0  # how many times it did
+    close_timeout = limits.close_timeout
     expired: StreamTimeoutError | None = None
     alarm: asyncio.TimerHandle | None = None
 
     def watchdog(when: float) -> None:
         # Runs at `when`. Cancels the puller if its pull is due; otherwise re-arms for the
-        # earliest moment any pull, this one or a later one, could be due.
-        nonlocal alarm, fired
+        # earliest moment any pull, this one or a later one, could be due. Once it has fired,
+        # it cancels again every `close_timeout` while the pull still does not end (a source
+        # whose cleanup awaits after the first cancellation).
+        nonlocal alarm, fired, strikes
         alarm = None
+        if fired is not None:
+            if puller is not None:
+                logger.warning(
+                    "the source %s did not stop within close_timeout=%g s of its pull being cancelled;"
+                    " cancelling it again",
+                    source.describe(),
+                    close_timeout,
+                )
+                strikes += 1
+                puller.cancel(f"stream_deadline: the {fired} limit passed")
+                alarm = loop.call_at(when + close_timeout, watchdog, when + close_timeout)
+            return
         bound, limit = deadline_at, "deadline"
         if puller is not None:
             span = idle if items else first_item
@@ -83,12 +99,22 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 bound, limit = pull_started + span, ("idle" if items else "first_item")
             if bound <= when:
                 fired = limit
+                strikes = 1
                 puller.cancel(f"stream_deadline: the {limit} limit passed")
+                if close_timeout < _inf:
+                    alarm = loop.call_at(when + close_timeout, watchdog, when + close_timeout)
                 return
         if idle is not None and when + idle < bound:
             bound = when + idle  # a pull starting now could be due no sooner
         if when < bound < _inf:
             alarm = loop.call_at(bound, watchdog, bound)
+
+    def ours(task: asyncio.Task[Any]) -> bool:
+        # Take back the watchdog's cancellations; whether none from elsewhere is pending.
+        pending = 0
+        for _ in range(strikes):
+            pending = task.uncancel()
+        return pending == 0
 
     first = min(
         deadline_at,
@@ -113,7 +139,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             except StopAsyncIteration:
                 break
             except CancelledError:
-                if fired is None or task.uncancel():  # not ours, or another one is pending too
+                if fired is None or not ours(task):  # not ours, or another one is pending too
                     raise
                 expired = limits.error(fired, now() - started, items)
                 raise expired from None
@@ -121,7 +147,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 puller = None
             if fired is not None:  # the source swallowed our cancellation and went on
                 logger.warning("the source %s ignored the cancellation of its pull", source.describe())
-                if task.uncancel():
+                if not ours(task):
                     raise CancelledError
                 expired = limits.error(fired, now() - started, items)
                 raise expired
@@ -139,6 +165,10 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
         if alarm is not None:
             alarm.cancel()
         error = await ending(backend, source, limits, exc, expired)
+        if expired is not None:
+            # A cancellation requested in the same tick as ours but not yet delivered (anyio's
+            # scopes deliver on the next loop iteration) wins over the timeout: let it land.
+            await asyncio.sleep(0)
         if error is not None:
             raise error
         return

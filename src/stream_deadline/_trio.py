@@ -97,7 +97,9 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     except BaseException as exc:
         error = await ending(backend, source, limits, exc, expired)
         if expired is not None:
-            await trio.lowlevel.checkpoint_if_cancelled()  # an enclosing scope's cancel wins
+            # A cancellation of an enclosing scope in the same instant wins over the timeout:
+            # a full checkpoint lets any task woken together with this one act first.
+            await trio.lowlevel.checkpoint()
         if error is not None:
             raise error
         return

@@ -1,0 +1,98 @@
+"""Sources and consumers that the tests share: scripted, observable, backend-neutral."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+STALL = math.inf
+"""A delay that never ends: the source stalls at that item."""
+
+
+@dataclass
+class Record:
+    """What a scripted source went through, with virtual times."""
+
+    started_at: float | None = None
+    pulls: int = 0
+    yielded: list[int] = field(default_factory=list)
+    closed_at: list[float] = field(default_factory=list)
+    cancelled_at: list[float] = field(default_factory=list)
+
+    @property
+    def closes(self) -> int:
+        """How many times the source's ``finally`` ran."""
+        return len(self.closed_at)
+
+
+async def scripted(delays: Sequence[float], record: Record) -> AsyncGenerator[int, None]:
+    """Yield ``0, 1, ...``: item ``i`` after waiting ``delays[i]`` seconds (``STALL``: forever)."""
+    record.started_at = anyio.current_time()
+    try:
+        for i, delay in enumerate(delays):
+            record.pulls += 1
+            try:
+                if delay == STALL:
+                    await anyio.sleep_forever()
+                else:
+                    await anyio.sleep(delay)
+            except anyio.get_cancelled_exc_class():
+                record.cancelled_at.append(anyio.current_time())
+                raise
+            record.yielded.append(i)
+            yield i
+    finally:
+        record.closed_at.append(anyio.current_time())
+
+
+async def keepalive_stall(items: int, record: Record) -> AsyncGenerator[int, None]:
+    """Yield ``items`` items one second apart, then keep busy forever without yielding.
+
+    Like an SSE stream whose server sends only ``: keep-alive`` comments: bytes (here,
+    wake-ups every 0.5 s) keep arriving, but no item does.
+    """
+    record.started_at = anyio.current_time()
+    try:
+        for i in range(items):
+            await anyio.sleep(1)
+            record.yielded.append(i)
+            yield i
+        while True:
+            await anyio.sleep(0.5)  # a keep-alive comment: read, parsed, dropped
+    finally:
+        record.closed_at.append(anyio.current_time())
+
+
+async def collect(stream: AsyncIterator[int], pause: float = 0) -> list[int]:
+    """Pull every item in this task, sleeping ``pause`` seconds after each."""
+    items = []
+    async for item in stream:
+        items.append(item)
+        if pause:
+            await anyio.sleep(pause)
+    return items
+
+
+async def pull_in_new_task(stream: AsyncIterator[Any]) -> Any:
+    """Pull one item in a new task (a task group child), as LangChain pulls every chunk.
+
+    Returns the item; re-raises what the pull raised (unwrapped from the task group).
+    """
+    outcome: list[Any] = []
+
+    async def pull() -> None:
+        try:
+            outcome.append(("ok", await anext(stream)))
+        except Exception as exc:
+            outcome.append(("error", exc))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pull)
+    kind, value = outcome[0]
+    if kind == "error":
+        raise value
+    return value
