@@ -61,7 +61,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     started = now()
     deadline_at = limits.deadline_at(started, backend)
     first_item, idle = limits.first_item, limits.idle
-    iterator = source.iterator
+    iterator = source.open()
     anext = iterator.__anext__
     pull: Callable[[], Awaitable[T]] | None = None  # set by asend()/athrow() for one pull
     puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any

@@ -209,7 +209,7 @@ def _closed() -> AsyncGenerator[Any, Any]:
 
 async def _unlimited(backend: Backend, source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
     """No limit at all: pass items through, keeping only the ownership of the source."""
-    iterator = source.iterator
+    iterator = source.open()
     anext = iterator.__anext__
     pull: Callable[[], Awaitable[T]] | None = None
     try:

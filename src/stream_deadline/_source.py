@@ -16,9 +16,11 @@ logger = logging.getLogger("stream_deadline")
 
 
 class Source(Generic[T]):
-    """The source a stream owns: the async iterable and the iterator it returned.
+    """The source a stream owns: the async iterable and, once opened, the iterator it returned.
 
-    :meth:`close` closes the iterator and then, when it is a different object, the iterable,
+    :meth:`open` calls ``aiter()`` at the first pull (so a stream over another stream that is
+    not yet iterated stays lazy). :meth:`close` closes the iterator and then, when it is a
+    different object (or there is none yet), the iterable,
     each with its ``aclose()`` or, failing that, its ``close()`` (awaited when it returns an
     awaitable: the openai SDK's ``AsyncStream.close()`` is a coroutine). It does so once; later
     calls do nothing.
@@ -28,8 +30,14 @@ class Source(Generic[T]):
 
     def __init__(self, iterable: AsyncIterable[T]) -> None:
         self.iterable = iterable
-        self.iterator: AsyncIterator[T] = aiter(iterable)
+        self.iterator: AsyncIterator[T] | None = None
         self.closed = False
+
+    def open(self) -> AsyncIterator[T]:
+        """The iterator, from ``aiter(iterable)`` on the first call."""
+        if self.iterator is None:
+            self.iterator = aiter(self.iterable)
+        return self.iterator
 
     def describe(self) -> str:
         """Name the source for log messages."""
@@ -41,7 +49,8 @@ class Source(Generic[T]):
             return
         self.closed = True
         try:
-            await _close(self.iterator)
+            if self.iterator is not None:
+                await _close(self.iterator)
         finally:
             if self.iterable is not self.iterator:
                 await _close(self.iterable)
