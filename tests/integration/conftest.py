@@ -1,0 +1,36 @@
+"""Integration tests: a real server (the fake vLLM of ``examples/_fake_vllm.py``) and real clocks.
+
+These tests run on plain asyncio with the real clock, not on the virtual clocks of the unit
+tests: the fake server runs in another thread and its timings are real. They share one
+server per session; each test tells its requests apart by a request id header.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
+
+from _fake_vllm import FakeVLLM, ServerThread  # noqa: E402 (needs examples/ on sys.path)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Plain asyncio on the real clock (overrides the virtual-clock backends of tests/conftest.py)."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[ServerThread]:
+    """The fake vLLM, served by uvicorn on 127.0.0.1 and a free port for the whole session."""
+    with ServerThread(FakeVLLM()) as running:
+        yield running
