@@ -79,13 +79,18 @@ class Generation:
     ``"length"`` (the server's own cap, ``max_seconds``, was reached)."""
     token_times: list[float] = field(default_factory=list)
     """When each token was sent."""
-    keepalives: int = 0
-    """How many ``: keep-alive`` comment lines were sent."""
+    keepalive_times: list[float] = field(default_factory=list)
+    """When each ``: keep-alive`` comment line was sent."""
 
     @property
     def tokens(self) -> int:
         """How many tokens were sent."""
         return len(self.token_times)
+
+    @property
+    def keepalives(self) -> int:
+        """How many ``: keep-alive`` comment lines were sent."""
+        return len(self.keepalive_times)
 
     @property
     def running(self) -> bool:
@@ -181,7 +186,7 @@ class FakeVLLM:
                 while time.monotonic() < cap:
                     if generation.mode == "stall" and n >= self.stall_after:
                         await asyncio.sleep(self.keepalive_interval)
-                        generation.keepalives += 1
+                        generation.keepalive_times.append(time.monotonic())
                         yield ": keep-alive\n\n"
                         continue
                     if n:
