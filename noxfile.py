@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.10"
@@ -58,14 +62,85 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation with warnings as errors and run every code example in it."""
-    session.install(".", *groups("docs"))
-    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    """Build the HTML docs with warnings as errors, then run every example in them (doctest).
+
+    The examples that wait run on virtual time (docs/_ext/_virtual_time.py), so this takes
+    seconds. Open docs/_build/html/index.html to read the result.
+    """
+    session.install("-e", ".", *groups("docs"))  # autodoc reads the source as it is now
+    build_dir = Path("docs", "_build")
+    common = [
+        "-W",
+        "--keep-going",
+        "-n" if "--nitpicky" in session.posargs else "-q",
+        "-d",
+        str(build_dir / "doctrees"),
+    ]
+    session.run("sphinx-build", *common, "-E", "-a", "-b", "html", "docs", str(build_dir / "html"))
+    session.run("sphinx-build", *common, "-b", "doctest", "docs", str(build_dir / "doctest"))
 
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build sdist and wheel, check their metadata, and test the installed wheel."""
+    """Build sdist and wheel, check their metadata, then test the wheel as a user installs it.
+
+    The wheel goes into a fresh virtualenv with only the test dependencies; the unit tests
+    run from a copy of tests/ in a temporary directory, so ``import stream_deadline`` can only
+    find the installed wheel, never src/. Finally pyright checks that the public API of the
+    installed package is fully typed.
+    """
     session.install(*groups("build"))
-    session.run("python", "-m", "build", "--outdir", "dist")
-    session.run("twine", "check", "--strict", "dist/*")
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist))
+    artifacts = sorted(str(path) for path in dist.iterdir())
+    session.run("twine", "check", "--strict", *artifacts)
+    (wheel,) = dist.glob("*.whl")
+
+    venv = tmp / "wheel-venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run("python", "-m", "venv", str(venv))
+    python = str(venv / ("Scripts" if sys.platform == "win32" else "bin") / "python")
+    requirements = [str(wheel), *groups("tests")]
+    if shutil.which("uv"):
+        session.run("uv", "pip", "install", "--python", python, *requirements, external=True)
+    else:
+        session.run(python, "-m", "pip", "install", "--quiet", *requirements, external=True)
+
+    check = tmp / "check"
+    shutil.rmtree(check, ignore_errors=True)
+    check.mkdir()
+    # the unit tests only: integration tests need the servers in examples/ and real clocks
+    shutil.copytree("tests", check / "tests", ignore=shutil.ignore_patterns("integration", "__pycache__"))
+    shutil.copy("pyproject.toml", check / "pyproject.toml")  # pytest's settings; no src/ here
+    with session.chdir(check):
+        session.run(
+            python,
+            "-c",
+            "import pathlib, stream_deadline as m; p = pathlib.Path(m.__file__).resolve();"
+            " assert 'site-packages' in p.parts, p; print('testing the wheel at', p.parent)",
+            external=True,
+        )
+        session.run(
+            python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(check),
+            "-m",
+            "not integration",
+            "tests",
+            *session.posargs,
+            external=True,
+        )
+        session.run(
+            "pyright",
+            "--pythonpath",
+            python,
+            "--verifytypes",
+            "stream_deadline",
+            "--ignoreexternal",
+        )
