@@ -1,0 +1,213 @@
+# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+"""B2: the overhead of ``with_deadline`` on realistic streams, in percent.
+
+Two workloads, each drained plain and through ``with_deadline`` in the same round (the
+order alternating between rounds), the overhead being the median over the rounds of
+``time with / time without - 1``:
+
+* a source that yields to the event loop once per item (``sleep(0)``), the cheapest real
+  stream there is;
+* a LangChain chain, ``prompt | model``, where the model is a tiny ``BaseChatModel`` whose
+  ``_astream`` yields chunks without any I/O; the deadlined variant decorates ``_astream``
+  with ``@with_deadline(lambda self, *a, **k: self.stream_timeout)``, as the README shows.
+  LangChain pulls every chunk of a chain in a fresh task, so this also exercises task hopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+import trio.lowlevel
+from common import Backend, median, run_on
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.prompts import ChatPromptTemplate
+
+from stream_deadline import with_deadline
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+    from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+    from langchain_core.runnables import Runnable
+
+__all__ = ["Overhead", "run_b2_chain", "run_b2_loop"]
+
+LONG: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Overhead:
+    """Plain vs deadlined time per item for one workload and configuration."""
+
+    backend: Backend
+    workload: str
+    variant: str
+    plain_us: float
+    """Median time per item without ``with_deadline``, in microseconds."""
+    deadlined_us: float
+    overhead_pct: float
+    """Median over the rounds of the per-round overhead, in percent."""
+
+
+def _summarise(
+    backend: Backend, workload: str, times: dict[str, list[float]], n: int, log: Callable[[str], Any]
+) -> list[Overhead]:
+    plain = times.pop("plain")
+    rows = []
+    for variant, ts in times.items():
+        row = Overhead(
+            backend,
+            workload,
+            variant,
+            median(plain) / n * 1e6,
+            median(ts) / n * 1e6,
+            (median([t / p for t, p in zip(ts, plain, strict=True)]) - 1) * 100,
+        )
+        log(
+            f"  B2 {backend:8} {workload:22} {variant:14} {row.plain_us:8.2f} -> {row.deadlined_us:8.2f}"
+            f" us/item  {row.overhead_pct:+6.2f} %"
+        )
+        rows.append(row)
+    return rows
+
+
+async def _timed_rounds(
+    drains: dict[str, Callable[[], Awaitable[None]]], reps: int
+) -> dict[str, list[float]]:
+    """Run each drain once per round, alternating the order; seconds per drain."""
+    times: dict[str, list[float]] = {name: [] for name in drains}
+    order = list(drains)
+    for _ in range(reps):
+        for name in order:
+            gc.collect()
+            t0 = time.perf_counter()
+            await drains[name]()
+            times[name].append(time.perf_counter() - t0)
+        order.reverse()
+    return times
+
+
+# --- a source that yields to the event loop once per item ---------------------------------
+
+
+async def yielding_asyncio(n: int) -> AsyncIterator[int]:
+    """``n`` items, each after one trip through the asyncio event loop."""
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+async def yielding_trio(n: int) -> AsyncIterator[int]:
+    """``n`` items, each after one trip through trio's scheduler."""
+    for i in range(n):
+        await trio.lowlevel.checkpoint()
+        yield i
+
+
+def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = print) -> list[Overhead]:
+    """The loop-yielding source, plain and through ``with_deadline`` (b) and (c)."""
+    make = yielding_trio if backend == "trio" else yielding_asyncio
+
+    async def drain(wrap: Callable[[AsyncIterator[int]], AsyncIterator[int]], items: int) -> None:
+        async for _ in wrap(make(items)):
+            pass
+
+    def drains(items: int) -> dict[str, Callable[[], Awaitable[None]]]:
+        return {
+            "plain": lambda: drain(lambda s: s, items),
+            "(b) deadline": lambda: drain(lambda s: with_deadline(s, LONG), items),
+            "(c) all limits": lambda: drain(
+                lambda s: with_deadline(s, LONG, first_item=LONG, idle=LONG), items
+            ),
+        }
+
+    async def main() -> dict[str, list[float]]:
+        await _timed_rounds(drains(min(n, 1_000)), 1)  # warm-up
+        return await _timed_rounds(drains(n), reps)
+
+    return _summarise(backend, "loop-yielding source", run_on(backend, main), n, log)
+
+
+# --- a LangChain chain ------------------------------------------------------------------------
+
+
+class FakeStreamingModel(BaseChatModel):
+    """A chat model that streams ``chunks`` one-word chunks without any I/O."""
+
+    chunks: int = 100
+    stream_timeout: float = LONG
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-streaming"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,  # noqa: ANN401 (BaseChatModel's signature)
+    ) -> ChatResult:
+        raise NotImplementedError  # only streamed here
+
+    def _chunks(self) -> Iterator[ChatGenerationChunk]:
+        for i in range(self.chunks):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=f"w{i} "))
+
+    async def _astream(  # BaseChatModel._astream's signature; the arguments are not used
+        self,
+        messages: list[BaseMessage],  # noqa: ARG002
+        stop: list[str] | None = None,  # noqa: ARG002
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,  # noqa: ANN401, ARG002
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in self._chunks():
+            yield chunk
+
+
+class DeadlinedStreamingModel(FakeStreamingModel):
+    """The same model with its ``_astream`` under ``with_deadline(self.stream_timeout)``."""
+
+    @with_deadline(lambda self, *_args, **_kwargs: self.stream_timeout)
+    async def _astream(  # BaseChatModel._astream's signature; the arguments are not used
+        self,
+        messages: list[BaseMessage],  # noqa: ARG002
+        stop: list[str] | None = None,  # noqa: ARG002
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,  # noqa: ANN401, ARG002
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in self._chunks():
+            yield chunk
+
+
+PROMPT: Final = ChatPromptTemplate.from_messages([("system", "You are terse."), ("human", "{question}")])
+
+
+def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = print) -> list[Overhead]:
+    """``prompt | model`` streamed with ``chain.astream``, plain and with ``with_deadline`` (b)."""
+
+    def drains(chunks: int) -> dict[str, Callable[[], Awaitable[None]]]:
+        plain = PROMPT | FakeStreamingModel(chunks=chunks)
+        deadlined = PROMPT | DeadlinedStreamingModel(chunks=chunks)
+
+        async def drain(chain: Runnable[dict[str, str], BaseMessage]) -> None:
+            count = 0
+            async for _ in chain.astream({"question": "why?"}):
+                count += 1
+            if count < chunks:
+                raise AssertionError(f"the chain streamed {count} chunks, not {chunks}")
+
+        return {"plain": lambda: drain(plain), "(b) deadline": lambda: drain(deadlined)}
+
+    async def main() -> dict[str, list[float]]:
+        await _timed_rounds(drains(min(n, 100)), 2)  # warm-up
+        return await _timed_rounds(drains(n), reps)
+
+    return _summarise(backend, "LangChain prompt|model", run_on(backend, main), n, log)

@@ -1,0 +1,145 @@
+# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+"""What every benchmark shares: the backends, the settings, timing and percentile helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import platform
+import statistics
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+
+import trio
+import uvloop
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Sequence
+
+__all__ = [
+    "ASYNCIO_BACKENDS",
+    "BACKENDS",
+    "LIBRARIES",
+    "Backend",
+    "Settings",
+    "machine_info",
+    "median",
+    "percentile",
+    "run_on",
+]
+
+T = TypeVar("T")
+
+Backend = Literal["asyncio", "uvloop", "trio"]
+BACKENDS: Final[tuple[Backend, ...]] = ("asyncio", "uvloop", "trio")
+ASYNCIO_BACKENDS: Final[tuple[Backend, ...]] = ("asyncio", "uvloop")
+
+LIBRARIES: Final = (
+    "stream-deadline",
+    "anyio",
+    "trio",
+    "uvloop",
+    "aiostream",
+    "trio-util",
+    "aiter-timeouts",
+    "langchain-core",
+    "langchain-openai",
+    "matplotlib",
+)
+"""The distributions whose versions the report prints."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The sizes of one run: ``full`` for the published numbers, ``quick`` for a smoke run."""
+
+    name: str
+    b1_items: int
+    b1_reps: int
+    b2_items: int
+    b2_chain_chunks: int
+    b2_reps: int
+    b3_streams: int
+    b3_reps: int
+    b3_stall_bound: float
+    """How long check-on-chunk is given to cut a stalled stream before we stop waiting."""
+    b4_sizes: tuple[int, ...]
+    b4_reps: int
+
+    @classmethod
+    def full(cls) -> Settings:
+        """The published run (well under ten minutes on two cores)."""
+        return cls("full", 100_000, 7, 20_000, 1_000, 15, 1_000, 3, 3.0, (10_000, 100_000), 3)
+
+    @classmethod
+    def quick(cls) -> Settings:
+        """A smoke run: every benchmark, fewer items and repetitions."""
+        return cls("quick", 20_000, 3, 5_000, 300, 5, 1_000, 1, 2.0, (1_000, 10_000), 1)
+
+
+def run_on(backend: Backend, func: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``func()`` to completion in a fresh event loop of ``backend``."""
+    gc.collect()
+    if backend == "trio":
+        return trio.run(func)
+    factory = uvloop.new_event_loop if backend == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(func())
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of ``values``."""
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct``-th percentile of ``values`` by the nearest-rank method (``100`` is the max)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * pct // 100))  # ceil without floats drifting
+    return ordered[min(len(ordered), int(rank)) - 1]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, str]:
+    """Machine, OS, Python and library versions, and the date: printed with every result."""
+    info = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{_cpu_model()}, {os.cpu_count()} logical CPUs, {_memory()} RAM",
+        "os": platform.platform(),
+        "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
+    }
+    info.update({dist: _version(dist) for dist in LIBRARIES})
+    return info
