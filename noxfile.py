@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -136,11 +138,14 @@ def build(session: nox.Session) -> None:
             *session.posargs,
             external=True,
         )
-        session.run(
-            "pyright",
-            "--pythonpath",
-            python,
-            "--verifytypes",
-            "stream_deadline",
-            "--ignoreexternal",
-        )
+    # pyright's --verifytypes ignores --pythonpath and reads the first `python` on PATH, which
+    # session.run() always makes the session's own: run it with the wheel's venv first instead.
+    pyright = [str(Path(session.bin, "pyright")), "--verifytypes", "stream_deadline", "--ignoreexternal"]
+    session.log(" ".join(pyright[1:]) + "  (on the wheel's venv)")
+    env = {
+        **os.environ,
+        "VIRTUAL_ENV": str(venv),
+        "PATH": os.pathsep.join([str(Path(python).parent), os.environ["PATH"]]),
+    }
+    if subprocess.run(pyright, env=env, cwd=check, check=False).returncode:  # noqa: S603 (our own tool)
+        session.error("the public API of the installed wheel is not fully typed (see pyright above)")
