@@ -39,7 +39,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict and pyright strict on src/ and the API checks in tests/typing/."""
+    """Run mypy --strict and pyright strict on src/ and the API checks in tests/typing/."""
     session.install("-e", ".", *groups("typing"))
     session.run("mypy")
     session.run("pyright")

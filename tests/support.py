@@ -61,8 +61,8 @@ async def keepalive_stall(items: int, record: Record) -> AsyncGenerator[int, Non
             await anyio.sleep(1)
             record.yielded.append(i)
             yield i
-        while True:
-            await anyio.sleep(0.5)  # a keep-alive comment: read, parsed, dropped
+        while True:  # noqa: ASYNC110 (each wake-up is a keep-alive comment: read, parsed, dropped)
+            await anyio.sleep(0.5)
     finally:
         record.closed_at.append(anyio.current_time())
 

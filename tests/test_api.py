@@ -75,7 +75,9 @@ def test_s12_good_limits_are_accepted(name: str, value: float) -> None:
         ({"close_timeout": math.nan}, ValueError, "`close_timeout` must not be NaN"),
     ],
 )
-def test_s12_bad_options_fail_at_call_time(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+def test_s12_bad_options_fail_at_call_time(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
     """``on_timeout`` accepts only "raise" and "stop"; ``close_timeout`` only a non-negative number."""
     with pytest.raises(error, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         with_deadline(agen(), 10, **kwargs)
@@ -144,11 +146,11 @@ def test_s12_decorating_anything_but_an_async_generator_function_is_refused(func
 
 def test_s12_decorator_limits_are_checked_when_the_decorator_is_made() -> None:
     """Static limits and options of the decorator form are checked at once."""
-    with pytest.raises(ValueError, match="^`seconds` must be non-negative"):
+    with pytest.raises(ValueError, match=r"^`seconds` must be non-negative"):
         with_deadline(-1)
-    with pytest.raises(ValueError, match="^`idle` must not be NaN"):
+    with pytest.raises(ValueError, match=r"^`idle` must not be NaN"):
         with_deadline(10, idle=math.nan)
-    with pytest.raises(TypeError, match="^`seconds` must be a number of seconds"):
+    with pytest.raises(TypeError, match=r"^`seconds` must be a number of seconds"):
         with_deadline("10")  # type: ignore[call-overload]
 
 
@@ -177,9 +179,9 @@ def test_s12_a_callable_limit_outside_the_decorator_is_refused() -> None:
 def test_s12_deadline_after_checks_its_argument() -> None:
     """``Deadline.after`` rejects bad seconds with the same messages, and ``Deadline()`` says
     how to make one."""
-    with pytest.raises(ValueError, match="^`seconds` must be non-negative"):
+    with pytest.raises(ValueError, match=r"^`seconds` must be non-negative"):
         Deadline.after(-1)
-    with pytest.raises(TypeError, match="Deadline.after"):
+    with pytest.raises(TypeError, match=r"Deadline\.after"):
         Deadline()
 
 
@@ -346,7 +348,8 @@ def test_error_is_a_timeout_error_with_its_facts() -> None:
     assert isinstance(error, TimeoutError)
     assert (error.limit, error.timeout, error.elapsed, error.items) == ("idle", 5, 17.25, 12)
     assert str(error) == (
-        "stream timed out: the idle limit of 5 s (idle) passed 17.250 s after the first pull, with 12 items delivered"
+        "stream timed out: the idle limit of 5 s (idle) passed 17.250 s after the first pull,"
+        " with 12 items delivered"
     )
     assert "with 1 item delivered" in str(StreamTimeoutError("deadline", 1, 1, 1))
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own object)
@@ -364,4 +367,6 @@ def test_version_comes_from_the_package_metadata() -> None:
 def test_the_public_names_are_exported() -> None:
     """``__all__`` lists exactly the public names, sorted."""
     assert stream_deadline.__all__ == sorted(stream_deadline.__all__)
-    assert {"with_deadline", "Deadline", "StreamTimeoutError", "DeadlineStream"} <= set(stream_deadline.__all__)
+    assert {"with_deadline", "Deadline", "StreamTimeoutError", "DeadlineStream"} <= set(
+        stream_deadline.__all__
+    )

@@ -65,10 +65,7 @@ def model(s: Schedule) -> tuple[tuple[Any, ...], list[tuple[int, float]], float]
     cancel = math.inf if s.cancel_at is None else s.cancel_at
     if cancel < t:  # cancelled before the first pull: the source's body never ran
         return ("cancelled", cancel), [], math.nan
-    if s.seconds is None:
-        deadline = math.inf
-    else:
-        deadline = s.seconds if s.shared else t + s.seconds
+    deadline = math.inf if s.seconds is None else s.seconds if s.shared else t + s.seconds
     delivered: list[tuple[int, float]] = []
     for i in range(len(s.delays) + 1):
         if cancel < t:
@@ -137,7 +134,10 @@ async def run(s: Schedule) -> tuple[tuple[Any, ...], list[tuple[int, float]], li
 
 BACKENDS = {
     "asyncio": lambda: {"backend": "asyncio", "backend_options": {"loop_factory": virtual_time_loop}},
-    "trio": lambda: {"backend": "trio", "backend_options": {"clock": trio.testing.MockClock(autojump_threshold=0)}},
+    "trio": lambda: {
+        "backend": "trio",
+        "backend_options": {"clock": trio.testing.MockClock(autojump_threshold=0)},
+    },
 }
 
 

@@ -10,10 +10,12 @@ import asyncio
 import gc
 import logging
 import math
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import sniffio
 import trio
@@ -33,7 +35,9 @@ def backend() -> str:
 class CountingIterator:
     """A class-based async iterator (not a generator) that counts its ``aclose()`` calls."""
 
-    def __init__(self, delays: list[float], *, close_delay: float = 0, close_error: Exception | None = None):
+    def __init__(
+        self, delays: list[float], *, close_delay: float = 0, close_error: Exception | None = None
+    ) -> None:
         self.delays = delays
         self.index = 0
         self.aclose_calls = 0
@@ -52,6 +56,7 @@ class CountingIterator:
         return self.index - 1
 
     async def aclose(self) -> None:
+        """Count the call, then wait ``close_delay`` and raise ``close_error`` if set."""
         self.aclose_calls += 1
         if self.close_delay:
             await (anyio.sleep_forever() if self.close_delay == STALL else anyio.sleep(self.close_delay))
@@ -281,7 +286,7 @@ async def test_s6_every_item_before_the_limit_is_delivered_in_order() -> None:
     delivered: list[int] = []
     with pytest.raises(StreamTimeoutError) as info:
         async for item in with_deadline(scripted([0.25] * 40 + [STALL], Record()), 15):
-            delivered.append(item)
+            delivered.append(item)  # noqa: PERF401 (the list must hold the items before the error)
     assert delivered == list(range(40))
     assert info.value.items == 40
 
@@ -377,12 +382,16 @@ async def test_s8_the_source_is_closed_before_the_timeout_reaches_the_consumer()
         pytest.fail("no timeout")
 
 
-@pytest.mark.parametrize("ending", ["timeout", "end", "error", "aclose", "async-with", "break-aclose", "stop"])
+@pytest.mark.parametrize(
+    "ending", ["timeout", "end", "error", "aclose", "async-with", "break-aclose", "stop"]
+)
 async def test_s8_a_class_based_source_is_closed_exactly_once(ending: str) -> None:
     """A source that is not a generator (so nothing closes it but the stream) gets exactly one
     ``aclose()`` however the stream ends, even when the stream is closed again afterwards."""
     source = CountingIterator([1, 1, 1] if ending != "timeout" else [1, STALL])
-    stream = with_deadline(source, 100 if ending != "timeout" else 5, on_timeout="stop" if ending == "stop" else "raise")
+    stream = with_deadline(
+        source, 100 if ending != "timeout" else 5, on_timeout="stop" if ending == "stop" else "raise"
+    )
     if ending in ("timeout", "end", "stop"):
         with pytest.raises(StreamTimeoutError) if ending == "timeout" else nullcontext():
             await collect(stream)
@@ -411,14 +420,6 @@ async def test_s8_a_class_based_source_is_closed_exactly_once(ending: str) -> No
     assert source.aclose_calls == 1
 
 
-class nullcontext:  # noqa: N801 (contextlib's name; this one also suits `with ... if ... else`)
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 class Chain:
     """An async iterable whose iterator is another object: the stream closes both."""
 
@@ -426,10 +427,11 @@ class Chain:
         self.outer = outer
         self.inner = inner
 
-    def __aiter__(self) -> AsyncGenerator[int, None]:
+    def __aiter__(self) -> AsyncIterator[int]:
         return self.inner
 
     async def aclose(self) -> None:
+        """Close the outer object (the stream must call this too)."""
         await self.outer.aclose()
 
 
@@ -449,9 +451,8 @@ async def test_s8_a_hanging_close_does_not_hide_the_timeout(caplog: pytest.LogCa
     the deadline; the overrun is logged as a warning and chained as the cause."""
     start = now()
     source = CountingIterator([1, STALL], close_delay=STALL)
-    with caplog.at_level(logging.INFO, logger="stream_deadline"):
-        with pytest.raises(StreamTimeoutError) as info:
-            await collect(with_deadline(source, 5, close_timeout=2))
+    with caplog.at_level(logging.INFO, logger="stream_deadline"), pytest.raises(StreamTimeoutError) as info:
+        await collect(with_deadline(source, 5, close_timeout=2))
     assert now() == start + 7
     assert isinstance(info.value.__cause__, TimeoutError)
     assert "close_timeout=2" in str(info.value.__cause__)
@@ -464,16 +465,20 @@ async def test_s8_a_failing_close_does_not_hide_the_timeout(caplog: pytest.LogCa
     """The source's ``aclose()`` raises: the consumer still gets the timeout, with the close
     error as its cause, and the failure is logged with its traceback."""
     source = CountingIterator([1, STALL], close_error=RuntimeError("close failed"))
-    with caplog.at_level(logging.WARNING, logger="stream_deadline"):
-        with pytest.raises(StreamTimeoutError) as info:
-            await collect(with_deadline(source, 5))
+    with (
+        caplog.at_level(logging.WARNING, logger="stream_deadline"),
+        pytest.raises(StreamTimeoutError) as info,
+    ):
+        await collect(with_deadline(source, 5))
     assert isinstance(info.value.__cause__, RuntimeError)
     (record,) = caplog.records
     assert record.exc_info is not None
     assert "closing the source CountingIterator failed" in record.getMessage()
 
 
-async def test_s8_a_source_that_hangs_in_finally_during_the_cut_pull(caplog: pytest.LogCaptureFixture) -> None:
+async def test_s8_a_source_that_hangs_in_finally_during_the_cut_pull(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The source's ``finally`` awaits a long time after its pull is cancelled: the timeout
     still reaches the consumer ``close_timeout`` after the deadline at the latest. On asyncio,
     where a cancellation is delivered once, the watchdog cancels again after ``close_timeout``
@@ -491,9 +496,8 @@ async def test_s8_a_source_that_hangs_in_finally_during_the_cut_pull(caplog: pyt
             finally:
                 record.closed_at.append(now())
 
-    with caplog.at_level(logging.WARNING, logger="stream_deadline"):
-        with pytest.raises(StreamTimeoutError):
-            await collect(with_deadline(stubborn(), 5, close_timeout=2))
+    with caplog.at_level(logging.WARNING, logger="stream_deadline"), pytest.raises(StreamTimeoutError):
+        await collect(with_deadline(stubborn(), 5, close_timeout=2))
     expected = 7 if backend() == "asyncio" else 5
     assert now() == start + expected
     assert record.closed_at == [start + expected]
@@ -574,7 +578,9 @@ async def test_s11_nothing_outlives_the_stream(ending: str) -> None:
     """After a stream ends (timeout, normal end, ``aclose``, or dropped and collected), no timer
     handle is pending, no task is left, and no cancel scope constrains the consumer."""
     tasks_before = len(asyncio.all_tasks()) if backend() == "asyncio" else 0
-    stream = with_deadline(scripted([1, 1] if ending == "end" else [1, STALL], Record()), 50, first_item=5, idle=5)
+    stream = with_deadline(
+        scripted([1, 1] if ending == "end" else [1, STALL], Record()), 50, first_item=5, idle=5
+    )
     if ending == "timeout":
         with pytest.raises(StreamTimeoutError):
             await collect(stream)
@@ -593,8 +599,8 @@ async def test_s11_nothing_outlives_the_stream(ending: str) -> None:
                 return
             del it, stream
             gc.collect()
-            await anyio.sleep(0)  # let the loop's async-generator finalizer run
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()  # let the loop's async-generator finalizer run
+            await anyio.lowlevel.checkpoint()
     assert live_timers() == 0
     assert anyio.current_effective_deadline() == math.inf
     if backend() == "asyncio":

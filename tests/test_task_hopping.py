@@ -32,7 +32,9 @@ async def pull_like_langchain(it: AsyncIterator[Any]) -> Any:
 
 
 @asyncio_only
-@pytest.mark.parametrize(("limits", "expected"), [({"seconds": 10}, ("deadline", 10)), ({"seconds": None, "idle": 3}, ("idle", 5))])
+@pytest.mark.parametrize(
+    ("limits", "expected"), [({"seconds": 10}, ("deadline", 10)), ({"seconds": None, "idle": 3}, ("idle", 5))]
+)
 async def test_asyncio_task_per_pull(limits: dict[str, Any], expected: tuple[str, float]) -> None:
     """Every ``__anext__`` in a fresh ``asyncio`` task: the stalled pull's task is the one
     cancelled, at exactly the bound, and the consumer task is left uncancelled."""
@@ -136,7 +138,7 @@ async def test_langchain_chain_is_cut_at_the_deadline() -> None:
     tokens: list[str] = []
     with pytest.raises(StreamTimeoutError) as info:
         async for chunk in chain_of(model).astream({"question": "hi"}):
-            tokens.append(str(chunk.content))
+            tokens.append(str(chunk.content))  # noqa: PERF401 (kept when the error comes)
     assert anyio.current_time() == start + 4.5
     assert "".join(tokens) == "t0 t1 t2 t3 "
     assert (info.value.limit, info.value.items) == ("deadline", 4)

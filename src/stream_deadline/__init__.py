@@ -6,6 +6,14 @@ from ._core import DeadlineStream, Seconds, with_deadline
 from ._deadline import Deadline
 from ._errors import Limit, StreamTimeoutError
 
-__all__ = ["Deadline", "DeadlineStream", "Limit", "Seconds", "StreamTimeoutError", "__version__", "with_deadline"]
+__all__ = [
+    "Deadline",
+    "DeadlineStream",
+    "Limit",
+    "Seconds",
+    "StreamTimeoutError",
+    "__version__",
+    "with_deadline",
+]
 
 __version__: str = _version("stream-deadline")

@@ -1,33 +1,39 @@
 """The asyncio backend (uvloop included): one lazily re-armed timer per stream.
 
 Per pull the hot path reads the clock, checks the deadline and notes which task is pulling;
-it never creates a timer. A single timer handle, the watchdog, is armed at the first pull for
-the nearest time any pull could be due and re-armed by itself when it wakes early. When it
-finds the pulling task past its bound, it cancels that task; the pull turns that cancellation
-into :class:`~stream_deadline.StreamTimeoutError` only when it was ours and no other
-cancellation is pending (``Task.uncancel()``), exactly as :func:`asyncio.timeout` does.
+it never creates a timer, and it pulls with the interpreter's own ``async for``. A single
+timer handle, the watchdog, is armed at the first pull for the nearest time any pull could be
+due and re-arms itself when it wakes early. When it finds the pulling task past its bound, it
+cancels that task; the pull turns that cancellation into
+:class:`~stream_deadline.StreamTimeoutError` only when it was ours and no other cancellation
+is pending (``Task.uncancel()``), as :func:`asyncio.timeout` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
-from asyncio import CancelledError, current_task
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from asyncio import CancelledError
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Final, TypeVar
 
+from ._engine import Limits, Once, ending, forward_send, forward_throw
+from ._errors import Limit, StreamTimeoutError
 from ._source import Source, close_failed, close_overran, logger
-
-if TYPE_CHECKING:
-    from ._core import Limits
-    from ._errors import Limit, StreamTimeoutError
 
 __all__ = ["NAME", "clock", "close", "limited_stream"]
 
 NAME: Final = "asyncio"
 T = TypeVar("T")
 _inf: Final = math.inf
+
+_task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
+if sys.version_info >= (3, 12):
+    _task_of = asyncio.current_task  # implemented in C
+else:  # 3.11's current_task() is a Python function around this lookup, which costs a third
+    _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
 
 
 def clock() -> Callable[[], float]:
@@ -41,8 +47,11 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
 
     An outside cancellation arriving during the close propagates.
     """
+    if source.settled():
+        return None
+    scope = asyncio.timeout(None if close_timeout == _inf else close_timeout)
     try:
-        async with asyncio.timeout(None if close_timeout == _inf else close_timeout) as scope:
+        async with scope:
             await source.close()
     except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
         if isinstance(exc, TimeoutError) and scope.expired():
@@ -53,23 +62,18 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
 
 async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
     """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
-    from . import _asyncio as backend  # noqa: PLC0415 (this module, as a Backend)
-    from ._core import ending, forward_send, forward_throw  # noqa: PLC0415 (a cycle otherwise)
-
     loop = asyncio.get_running_loop()
     now = clock()
     started = now()
-    deadline_at = limits.deadline_at(started, backend)
-    first_item, idle = limits.first_item, limits.idle
+    deadline_at = limits.deadline_at(started, NAME)
+    first_item, idle, close_timeout = limits.first_item, limits.idle, limits.close_timeout
     iterator = source.open()
-    anext = iterator.__anext__
-    pull: Callable[[], Awaitable[T]] | None = None  # set by asend()/athrow() for one pull
     puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
+    task: asyncio.Task[Any] | None = None  # the task of the latest pull
     pull_started = started
     items = 0
     fired: Limit | None = None  # the limit for which the watchdog cancelled the puller
     strikes = 0  # how many times it did
-    close_timeout = limits.close_timeout
     expired: StreamTimeoutError | None = None
     alarm: asyncio.TimerHandle | None = None
 
@@ -83,8 +87,8 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
         if fired is not None:
             if puller is not None:
                 logger.warning(
-                    "the source %s did not stop within close_timeout=%g s of its pull being cancelled;"
-                    " cancelling it again",
+                    "the source %s did not stop within close_timeout=%g s of its pull being"
+                    " cancelled; cancelling it again",
                     source.describe(),
                     close_timeout,
                 )
@@ -92,6 +96,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 puller.cancel(f"stream_deadline: the {fired} limit passed")
                 alarm = loop.call_at(when + close_timeout, watchdog, when + close_timeout)
             return
+        limit: Limit
         bound, limit = deadline_at, "deadline"
         if puller is not None:
             span = idle if items else first_item
@@ -123,57 +128,66 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     )
     if first < _inf:
         alarm = loop.call_at(first, watchdog, first)
+    pulls: AsyncIterator[T] = iterator
+    forward: AsyncIterator[T] | None = None  # a forwarded asend()/athrow(), pulled next
     try:
-        while True:
-            pull_started = t = now()
-            if t >= deadline_at:
-                expired = limits.error("deadline", t - started, items)
-                raise expired
-            puller = task = current_task(loop)
-            try:
-                if pull is None:
-                    item = await anext()
+        if started >= deadline_at:  # a zero budget, or a shared Deadline already past
+            expired = limits.error("deadline", 0.0, 0)
+            raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
+        puller = task = _task_of(loop)
+        try:
+            while True:
+                # Each pull happens in the `async for` header: the hot path is the loop body.
+                async for item in pulls:
+                    puller = None
+                    if fired is not None:  # the source swallowed our cancellation and went on
+                        logger.warning(
+                            "the source %s ignored the cancellation of its pull", source.describe()
+                        )
+                        raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
+                    items += 1
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        raise
+                    except BaseException as thrown:  # noqa: BLE001 (athrow(): forwarded to the source)
+                        forward = Once(forward_throw(iterator, thrown))
+                    else:
+                        if sent is not None:
+                            forward = Once(forward_send(iterator, sent))
+                    # The consumer's next __anext__ (or asend/athrow) starts here.
+                    t = now()
+                    if t >= deadline_at:
+                        expired = limits.error("deadline", t - started, items)
+                        raise expired
+                    pull_started = t
+                    puller = task = _task_of(loop)
+                    if forward is not None:
+                        break
                 else:
-                    item = await pull()
-                    pull = None
-            except StopAsyncIteration:
-                break
-            except CancelledError:
-                if fired is None or not ours(task):  # not ours, or another one is pending too
-                    raise
-                expired = limits.error(fired, now() - started, items)
-                raise expired from None
-            finally:
-                puller = None
-            if fired is not None:  # the source swallowed our cancellation and went on
-                logger.warning("the source %s ignored the cancellation of its pull", source.describe())
-                if not ours(task):
-                    raise CancelledError
-                expired = limits.error(fired, now() - started, items)
-                raise expired
-            items += 1
-            try:
-                sent = yield item
-            except GeneratorExit:
+                    if pulls is iterator:
+                        break  # the source is exhausted
+                pulls, forward = (iterator, None) if forward is None else (forward, None)
+        except CancelledError:
+            if fired is None or task is None or not ours(task):  # not ours, or another is pending
                 raise
-            except BaseException as thrown:  # athrow()
-                pull = forward_throw(iterator, thrown)
-            else:
-                if sent is not None:
-                    pull = forward_send(iterator, sent)
-    except BaseException as exc:
+            expired = limits.error(fired, now() - started, items)
+            raise expired from None
+    except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
+        puller = None
         if alarm is not None:
             alarm.cancel()
-        error = await ending(backend, source, limits, exc, expired)
+        error = await ending(close, source, limits, exc, expired)
         if expired is not None:
             # A cancellation requested in the same tick as ours but not yet delivered (anyio's
             # scopes deliver on the next loop iteration) wins over the timeout: let it land.
             await asyncio.sleep(0)
         if error is not None:
-            raise error
+            raise error  # noqa: B904 (the stream's own error, or `exc` itself, re-raised)
         return
+    puller = None
     if alarm is not None:
         alarm.cancel()
-    error = await ending(backend, source, limits, None, None)
+    error = await ending(close, source, limits, None, None)
     if error is not None:
         raise error

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from ._core import Limits
+    from ._engine import Limits
     from ._source import Source
 
 __all__ = ["Backend", "current_backend"]
@@ -19,7 +19,10 @@ T = TypeVar("T")
 class Backend(Protocol):
     """What the engine needs of an event loop; ``_asyncio`` and ``_trio`` provide it."""
 
-    NAME: str
+    @property
+    def NAME(self) -> str:  # noqa: N802 (a module constant, read through the protocol)
+        """The backend's name, as ``sniffio.current_async_library()`` says it."""
+        ...
 
     def clock(self) -> Callable[[], float]:
         """Return the running loop's clock: what ``anyio.current_time()`` reads."""

@@ -1,4 +1,4 @@
-"""The engine's shared part: the limits, the public stream type and ``with_deadline``.
+"""The public forms: ``with_deadline`` (wrapper and decorator) and the stream it returns.
 
 ``with_deadline`` validates everything at once and returns a :class:`DeadlineStream`. The
 stream picks its backend (``_asyncio`` or ``_trio``) when it is first iterated and from then on
@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, Final, Literal, ParamSpec, Protocol, TypeAlias, TypeVar, overload
+from typing import Any, Concatenate, Final, Literal, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
-from ._backends import Backend, current_backend
+from ._backends import current_backend
 from ._deadline import Deadline
-from ._errors import Limit, StreamTimeoutError
-from ._source import Source, logger
+from ._engine import Limits, unlimited_stream
+from ._source import Source
 from ._validate import check_close_timeout, check_on_timeout, check_seconds
 
-__all__ = ["DeadlineStream", "Limits", "Seconds", "ending", "forward_send", "forward_throw", "with_deadline"]
+__all__ = ["DeadlineStream", "Seconds", "with_deadline"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -30,6 +28,10 @@ P = ParamSpec("P")
 
 Seconds: TypeAlias = "float | Deadline | None"
 """A total limit: seconds from the first pull, a shared :class:`Deadline`, or ``None`` for none."""
+
+PerCall: TypeAlias = "Callable[Concatenate[Any, ...], Seconds] | Callable[[], Seconds]"
+"""A limit computed per call from the decorated function's arguments (``self`` first, for
+methods): ``lambda self, *args, **kwargs: self.stream_timeout``."""
 
 DEFAULT_CLOSE_TIMEOUT: Final = 5.0
 
@@ -40,88 +42,6 @@ class _Missing:
 
 
 _MISSING: Final = _Missing()
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The validated limits of one stream; ``None`` means "no such limit"."""
-
-    seconds: float | None
-    """The total budget in seconds (for a shared Deadline, the seconds it was created with)."""
-    deadline: Deadline | None
-    """A shared deadline that fixes the end in advance, or ``None``: the budget starts at the first pull."""
-    first_item: float | None
-    idle: float | None
-    stop: bool
-    """``on_timeout="stop"``: end quietly instead of raising."""
-    close_timeout: float
-
-    @property
-    def unlimited(self) -> bool:
-        """Whether no limit at all is set: the stream then only passes items through."""
-        return self.seconds is None and self.first_item is None and self.idle is None
-
-    def deadline_at(self, started: float, backend: Backend) -> float:
-        """The total deadline on the loop's clock for a stream first pulled at ``started``."""
-        if self.deadline is not None:
-            if self.deadline.backend != backend.NAME:
-                raise RuntimeError(
-                    f"`seconds` is a Deadline made on {self.deadline.backend}, but the stream runs"
-                    f" on {backend.NAME}: create the Deadline in the same event loop"
-                )
-            return self.deadline.when
-        return math.inf if self.seconds is None else started + self.seconds
-
-    def error(self, limit: Limit, elapsed: float, items: int) -> StreamTimeoutError:
-        """The error for ``limit`` passing ``elapsed`` seconds after the first pull."""
-        timeout = {"deadline": self.seconds, "first_item": self.first_item, "idle": self.idle}[limit]
-        assert timeout is not None  # only a configured limit can fire
-        return StreamTimeoutError(limit, timeout, elapsed, items)
-
-
-def forward_send(iterator: AsyncIterator[Any], value: object) -> Callable[[], Awaitable[Any]]:
-    """The next pull after ``asend(value)``: the source's own ``asend``."""
-    asend = getattr(iterator, "asend", None)
-    if asend is None:
-        raise TypeError(
-            f"asend(): the source {type(iterator).__qualname__} is not an async generator"
-            " and cannot receive values; use asend(None) or anext()"
-        )
-    return functools.partial(asend, value)
-
-
-def forward_throw(iterator: AsyncIterator[Any], exc: BaseException) -> Callable[[], Awaitable[Any]]:
-    """The next pull after ``athrow(exc)``: the source's own ``athrow``, or ``exc`` raised here
-    when the source has none (as in a generator that does not catch it)."""
-    athrow = getattr(iterator, "athrow", None)
-    if athrow is None:
-        raise exc
-    return functools.partial(athrow, exc)
-
-
-async def ending(
-    backend: Backend,
-    source: Source[Any],
-    limits: Limits,
-    exc: BaseException | None,
-    expired: StreamTimeoutError | None,
-) -> BaseException | None:
-    """Close the source after the stream ended; return what the consumer must see, if anything.
-
-    ``exc`` is what ended the stream (``None``: the source was exhausted) and ``expired`` the
-    stream's own timeout, if one fired. A close that fails or overruns ``close_timeout`` is
-    logged by ``backend.close``; it surfaces when nothing else does (normal end, ``aclose()``)
-    and is chained as the cause of a timeout.
-    """
-    problem = await backend.close(source, limits.close_timeout)
-    if exc is None or isinstance(exc, GeneratorExit):
-        return problem
-    if exc is expired:
-        if problem is not None:
-            exc.__cause__ = problem
-        logger.info("%s%s", exc, "; stopping quietly (on_timeout='stop')" if limits.stop else "")
-        return None if limits.stop else exc
-    return exc
 
 
 class DeadlineStream(AsyncGenerator[T_co, Any]):
@@ -147,30 +67,34 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
             else:
                 backend = current_backend("iterating a with_deadline() stream")
                 if self._limits.unlimited:
-                    gen = _unlimited(backend, self._source, self._limits)
+                    gen = unlimited_stream(backend.close, self._source, self._limits)
                 else:
                     gen = backend.limited_stream(self._source, self._limits)
             self._gen = gen
         return gen
 
-    def __aiter__(self) -> AsyncGenerator[T_co, Any]:
+    def __aiter__(self) -> AsyncIterator[T_co]:
         return self._generator()
 
-    def __anext__(self) -> Awaitable[T_co]:
-        return self._generator().__anext__()
+    async def __anext__(self) -> T_co:
+        return await self._generator().__anext__()
 
-    def asend(self, value: Any, /) -> Awaitable[T_co]:
-        return self._generator().asend(value)
+    async def asend(self, value: Any, /) -> T_co:  # noqa: ANN401 (any value the source takes)
+        """Send ``value`` to the source's ``yield`` and return its next item, under the same limits."""
+        return await self._generator().asend(value)
 
     @overload
-    def athrow(
+    async def athrow(
         self, typ: type[BaseException], val: BaseException | object = None, tb: TracebackType | None = None, /
-    ) -> Awaitable[T_co]: ...
+    ) -> T_co: ...
     @overload
-    def athrow(self, typ: BaseException, val: None = None, tb: TracebackType | None = None, /) -> Awaitable[T_co]: ...
-    def athrow(self, typ: Any, val: Any = None, tb: Any = None, /) -> Awaitable[T_co]:
+    async def athrow(
+        self, typ: BaseException, val: None = None, tb: TracebackType | None = None, /
+    ) -> T_co: ...
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None, /) -> T_co:
+        """Raise an exception at the source's ``yield``; return its next item, under the same limits."""
         gen = self._generator()
-        return gen.athrow(typ) if val is None and tb is None else gen.athrow(typ, val, tb)
+        return await (gen.athrow(typ) if val is None and tb is None else gen.athrow(typ, val, tb))
 
     async def aclose(self) -> None:
         """Close the stream and its source (once; later calls do nothing).
@@ -183,8 +107,8 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         else:
             self._gen = _closed()
         if not self._source.closed:  # never started: no generator body ran to close it
-            backend = current_backend("aclose()")
-            problem = await backend.close(self._source, self._limits.close_timeout)
+            close = current_backend("aclose()").close
+            problem = await close(self._source, self._limits.close_timeout)
             if problem is not None:
                 raise problem
 
@@ -200,6 +124,7 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
 
 def _closed() -> AsyncGenerator[Any, Any]:
     """A stand-in generator for a stream closed before it was iterated."""
+
     async def nothing() -> AsyncGenerator[Any, Any]:
         return
         yield  # pragma: no cover (makes this an async generator)
@@ -207,48 +132,20 @@ def _closed() -> AsyncGenerator[Any, Any]:
     return nothing()  # ends at its first pull, and is finished from then on
 
 
-async def _unlimited(backend: Backend, source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
-    """No limit at all: pass items through, keeping only the ownership of the source."""
-    iterator = source.open()
-    anext = iterator.__anext__
-    pull: Callable[[], Awaitable[T]] | None = None
-    try:
-        while True:
-            try:
-                item = await (anext() if pull is None else pull())
-            except StopAsyncIteration:
-                break
-            pull = None
-            try:
-                sent = yield item
-            except GeneratorExit:
-                raise
-            except BaseException as thrown:  # athrow()
-                pull = forward_throw(iterator, thrown)
-            else:
-                if sent is not None:
-                    pull = forward_send(iterator, sent)
-    except BaseException as exc:
-        error = await ending(backend, source, limits, exc, None)
-        if error is not None:
-            raise error
-        return
-    error = await ending(backend, source, limits, None, None)
-    if error is not None:
-        raise error
-
-
 class _Decorator(Protocol):
     def __call__(self, func: Callable[P, AsyncIterator[T]], /) -> Callable[P, DeadlineStream[T]]: ...
 
 
-def _make_limits(
-    seconds: object, template: Limits, origin: str = ""
-) -> Limits:
+def _make_limits(seconds: object, template: Limits, origin: str = "") -> Limits:
     """``template`` with the total limit ``seconds`` (a number, ``None`` or a Deadline), checked."""
     if isinstance(seconds, Deadline):
         return Limits(
-            seconds.seconds, seconds, template.first_item, template.idle, template.stop, template.close_timeout
+            seconds.seconds,
+            seconds,
+            template.first_item,
+            template.idle,
+            template.stop,
+            template.close_timeout,
         )
     if callable(seconds) and not origin:
         raise TypeError(
@@ -259,6 +156,10 @@ def _make_limits(
     return Limits(value, None, template.first_item, template.idle, template.stop, template.close_timeout)
 
 
+def _is_async_iterable(obj: object) -> bool:
+    return hasattr(type(obj), "__aiter__")
+
+
 def _check_source(source: object) -> None:
     if inspect.isasyncgenfunction(source):
         name = getattr(source, "__name__", "gen")
@@ -266,12 +167,13 @@ def _check_source(source: object) -> None:
             f"`source` is the async generator function {name}, not an async iterable:"
             f" call it, e.g. with_deadline({name}(...), 45)"
         )
-    if hasattr(type(source), "__aiter__"):
+    if _is_async_iterable(source):
         return
     if inspect.isawaitable(source):
         raise TypeError(
             f"`source` is an awaitable ({type(source).__name__}), not an async iterable:"
-            " await it to get the stream, e.g. with_deadline(await client.chat.completions.create(..., stream=True), 45)"
+            " await it to get the stream, e.g."
+            " with_deadline(await client.chat.completions.create(..., stream=True), 45)"
         )
     if hasattr(type(source), "__iter__"):
         raise TypeError(
@@ -286,7 +188,7 @@ def _is_decoratable(func: object) -> bool:
 
 
 def _decorator(seconds: object, template: Limits) -> _Decorator:
-    if callable(seconds) and not isinstance(seconds, Deadline):
+    if callable(seconds):
         per_call: Callable[..., object] | None = seconds
         static = template
         origin = f" (returned by {getattr(seconds, '__qualname__', repr(seconds))})"
@@ -332,7 +234,7 @@ def with_deadline(
 ) -> DeadlineStream[T]: ...
 @overload
 def with_deadline(
-    seconds: Seconds | Callable[..., Seconds],
+    seconds: Seconds | PerCall,
     /,
     *,
     first_item: float | None = None,
@@ -343,13 +245,13 @@ def with_deadline(
 @overload
 def with_deadline(
     *,
-    seconds: Seconds | Callable[..., Seconds],
+    seconds: Seconds | PerCall,
     first_item: float | None = None,
     idle: float | None = None,
     on_timeout: Literal["raise", "stop"] = "raise",
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
 ) -> _Decorator: ...
-def with_deadline(
+def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
     source: Any = _MISSING,
     /,
     seconds: Any = _MISSING,
@@ -438,7 +340,7 @@ def with_deadline(
     if seconds is not _MISSING:
         _check_source(source)
         return DeadlineStream(source, _make_limits(seconds, template))
-    if hasattr(type(source), "__aiter__"):
+    if _is_async_iterable(source):
         raise TypeError(
             "with_deadline(source) is missing `seconds`: pass a number, None (no total limit)"
             " or a Deadline, e.g. with_deadline(source, 45)"

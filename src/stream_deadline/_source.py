@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
+from types import AsyncGeneratorType
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Source", "close_failed", "close_overran", "logger"]
@@ -28,9 +29,13 @@ class Source(Generic[T]):
 
     __slots__ = ("closed", "iterable", "iterator")
 
+    iterable: AsyncIterable[T]
+    iterator: AsyncIterator[T] | None
+    closed: bool
+
     def __init__(self, iterable: AsyncIterable[T]) -> None:
         self.iterable = iterable
-        self.iterator: AsyncIterator[T] | None = None
+        self.iterator = None
         self.closed = False
 
     def open(self) -> AsyncIterator[T]:
@@ -42,6 +47,22 @@ class Source(Generic[T]):
     def describe(self) -> str:
         """Name the source for log messages."""
         return type(self.iterable).__qualname__
+
+    def settled(self) -> bool:
+        """Whether there is nothing left to close: closed already, or a finished async
+        generator on its own (as a generator is after its pull was cancelled); if so, the
+        source counts as closed from now on."""
+        if not self.closed:
+            it = self.iterator
+            if (
+                it is None
+                or it is not self.iterable
+                or type(it) is not AsyncGeneratorType
+                or it.ag_frame is not None
+            ):
+                return False
+            self.closed = True
+        return True
 
     async def close(self) -> None:
         """Close the iterator, then the iterable if it is another object; only the first call acts."""

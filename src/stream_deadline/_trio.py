@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import trio
 
+from ._engine import Limits, ending, forward_send, forward_throw
+from ._errors import Limit, StreamTimeoutError
 from ._source import Source, close_failed, close_overran, logger
-
-if TYPE_CHECKING:
-    from ._core import Limits
-    from ._errors import Limit, StreamTimeoutError
 
 __all__ = ["NAME", "clock", "close", "limited_stream"]
 
@@ -36,6 +34,8 @@ def clock() -> Callable[[], float]:
 async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
     """Close ``source`` within ``close_timeout`` seconds, shielded from outside cancellation
     (which is delivered at the consumer's next checkpoint); log and return what went wrong."""
+    if source.settled():
+        return None
     with trio.CancelScope(deadline=trio.current_time() + close_timeout, shield=True) as scope:
         try:
             await source.close()
@@ -46,15 +46,12 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
 
 async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
     """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
-    from . import _trio as backend  # noqa: PLC0415 (this module, as a Backend)
-    from ._core import ending, forward_send, forward_throw  # noqa: PLC0415 (a cycle otherwise)
-
     now = trio.current_time
     started = now()
-    deadline_at = limits.deadline_at(started, backend)
+    deadline_at = limits.deadline_at(started, NAME)
     first_item, idle = limits.first_item, limits.idle
     iterator = source.open()
-    anext = iterator.__anext__
+    pull_next = iterator.__anext__
     pull: Callable[[], Awaitable[T]] | None = None  # set by asend()/athrow() for one pull
     items = 0
     expired: StreamTimeoutError | None = None
@@ -63,7 +60,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             t = now()
             if t >= deadline_at:
                 expired = limits.error("deadline", t - started, items)
-                raise expired
+                raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
             span = idle if items else first_item
             limit: Limit
             if span is not None and t + span < deadline_at:
@@ -73,7 +70,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             try:
                 with trio.CancelScope(deadline=bound) as scope:
                     if pull is None:
-                        item = await anext()
+                        item = await pull_next()
                     else:
                         item = await pull()
                         pull = None
@@ -83,26 +80,26 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 if not scope.cancelled_caught:  # the source swallowed trio.Cancelled and went on
                     logger.warning("the source %s ignored the cancellation of its pull", source.describe())
                 expired = limits.error(limit, now() - started, items)
-                raise expired
+                raise expired  # noqa: TRY301
             items += 1
             try:
-                sent = yield item
+                sent = yield item  # pyright: ignore[reportPossiblyUnboundVariable, reportReturnType] (bound: a cancel raised above)
             except GeneratorExit:
                 raise
-            except BaseException as thrown:  # athrow()
+            except BaseException as thrown:  # noqa: BLE001 (athrow(): forwarded to the source)
                 pull = forward_throw(iterator, thrown)
             else:
                 if sent is not None:
                     pull = forward_send(iterator, sent)
-    except BaseException as exc:
-        error = await ending(backend, source, limits, exc, expired)
+    except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
+        error = await ending(close, source, limits, exc, expired)
         if expired is not None:
             # A cancellation of an enclosing scope in the same instant wins over the timeout:
             # a full checkpoint lets any task woken together with this one act first.
             await trio.lowlevel.checkpoint()
         if error is not None:
-            raise error
+            raise error  # noqa: B904 (the stream's own error, or `exc` itself, re-raised)
         return
-    error = await ending(backend, source, limits, None, None)
+    error = await ending(close, source, limits, None, None)
     if error is not None:
         raise error

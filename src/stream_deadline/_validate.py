@@ -49,5 +49,4 @@ def check_on_timeout(value: object) -> bool:
 def check_close_timeout(value: object) -> float:
     """Return ``close_timeout`` as float seconds; infinity means "wait as long as the close takes"."""
     seconds = check_seconds("close_timeout", value, allow_none=False)
-    assert seconds is not None  # allow_none=False never returns None
-    return seconds
+    return math.inf if seconds is None else seconds
