@@ -7,17 +7,12 @@ test sleeps for real.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import looptime
 import pytest
 import trio.testing
 
-
-def virtual_time_loop() -> asyncio.AbstractEventLoop:
-    """A new asyncio loop whose clock starts at 0 and jumps to the next timer when idle."""
-    return looptime.patch_event_loop(asyncio.new_event_loop())
+from support import virtual_time_loop
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import looptime
+
+
+def virtual_time_loop() -> asyncio.AbstractEventLoop:
+    """A new asyncio loop whose clock starts at 0 and jumps to the next timer when idle."""
+    return looptime.patch_event_loop(asyncio.new_event_loop())
+
 
 STALL = math.inf
 """A delay that never ends: the source stalls at that item."""

@@ -20,9 +20,8 @@ import trio.testing
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import virtual_time_loop
 from stream_deadline import Deadline, StreamTimeoutError, with_deadline
-from support import STALL, Record, pull_in_new_task, scripted
+from support import STALL, Record, pull_in_new_task, scripted, virtual_time_loop
 
 half = st.integers(0, 12).map(lambda k: k + 0.5)
 

@@ -17,9 +17,8 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import ConfigDict
 
-from conftest import virtual_time_loop
 from stream_deadline import StreamTimeoutError, with_deadline
-from support import STALL, Record, pull_in_new_task, scripted
+from support import STALL, Record, pull_in_new_task, scripted, virtual_time_loop
 
 pytestmark = pytest.mark.anyio
 
@@ -138,7 +137,7 @@ async def test_langchain_chain_is_cut_at_the_deadline() -> None:
     tokens: list[str] = []
     with pytest.raises(StreamTimeoutError) as info:
         async for chunk in chain_of(model).astream({"question": "hi"}):
-            tokens.append(str(chunk.content))  # noqa: PERF401 (kept when the error comes)
+            tokens.append(str(chunk.content))
     assert anyio.current_time() == start + 4.5
     assert "".join(tokens) == "t0 t1 t2 t3 "
     assert (info.value.limit, info.value.items) == ("deadline", 4)
