@@ -54,7 +54,7 @@ def test_uvloop_cuts_a_stall_on_its_own_clock() -> None:
     assert items == [0, 1]
     assert (error.limit, error.items) == ("deadline", 2)
     assert len(closed) == 1
-    assert 0.2 <= error.elapsed <= took < 5
+    assert 0.2 - 1e-6 <= error.elapsed <= took < 5  # float rounding of loop times, no more
 
 
 def test_uvloop_idle_with_a_task_per_pull() -> None:
