@@ -60,92 +60,142 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return None
 
 
+class _Watchdog:
+    """The stream's one timer, and what it must know of the pull in flight.
+
+    The generator notes each pull's task and start here; :meth:`wake` runs at the armed time.
+    """
+
+    __slots__ = (
+        "alarm",
+        "close_timeout",
+        "deadline_at",
+        "fired",
+        "first_item",
+        "idle",
+        "items",
+        "loop",
+        "pull_started",
+        "puller",
+        "source",
+        "strikes",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        source: Source[Any],
+        limits: Limits,
+        started: float,
+        deadline_at: float,
+    ) -> None:
+        self.loop = loop
+        self.source = source
+        self.deadline_at = deadline_at
+        self.first_item = limits.first_item
+        self.idle = limits.idle
+        self.close_timeout = limits.close_timeout
+        self.puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
+        self.pull_started = started
+        self.items = 0  # items delivered
+        self.fired: Limit | None = None  # the limit for which the puller was cancelled
+        self.strikes = 0  # how many times it was cancelled for it
+        self.alarm: asyncio.TimerHandle | None = None
+        first = min(
+            deadline_at,
+            _inf if self.first_item is None else started + self.first_item,
+            _inf if self.idle is None else started + self.idle,
+        )
+        if first < _inf:
+            self.alarm = loop.call_at(first, self.wake, first)
+
+    def wake(self, when: float) -> None:
+        """Run at ``when``: cancel the puller if its pull is due; otherwise re-arm for the
+        earliest moment any pull, this one or a later one, could be due. Once fired, cancel
+        again every ``close_timeout`` while the pull still does not end (a source whose cleanup
+        awaits after the first cancellation)."""
+        self.alarm = None
+        puller = self.puller
+        if self.fired is not None:
+            if puller is not None:
+                logger.warning(
+                    "the source %s did not stop within close_timeout=%g s of its pull being"
+                    " cancelled; cancelling it again",
+                    self.source.describe(),
+                    self.close_timeout,
+                )
+                self.strikes += 1
+                puller.cancel(f"stream_deadline: the {self.fired} limit passed")
+                self.alarm = self.loop.call_at(
+                    when + self.close_timeout, self.wake, when + self.close_timeout
+                )
+            return
+        limit: Limit
+        bound, limit = self.deadline_at, "deadline"
+        if puller is not None:
+            span = self.idle if self.items else self.first_item
+            if span is not None and self.pull_started + span < bound:
+                bound, limit = self.pull_started + span, ("idle" if self.items else "first_item")
+            if bound <= when:
+                self.fired = limit
+                self.strikes = 1
+                puller.cancel(f"stream_deadline: the {limit} limit passed")
+                if self.close_timeout < _inf:
+                    self.alarm = self.loop.call_at(
+                        when + self.close_timeout, self.wake, when + self.close_timeout
+                    )
+                return
+        if self.idle is not None and when + self.idle < bound:
+            bound = when + self.idle  # a pull starting now could be due no sooner
+        if when < bound < _inf:
+            self.alarm = self.loop.call_at(bound, self.wake, bound)
+
+    def ours(self, task: asyncio.Task[Any]) -> bool:
+        """Whether a cancellation of ``task`` was the watchdog's alone: take its cancellations
+        back (``Task.uncancel()``) and say whether none from elsewhere is pending."""
+        if self.fired is None:
+            return False
+        pending = 0
+        for _ in range(self.strikes):
+            pending = task.uncancel()
+        return pending == 0
+
+    def stop(self) -> None:
+        """Disarm: the stream has ended."""
+        self.puller = None
+        if self.alarm is not None:
+            self.alarm.cancel()
+            self.alarm = None
+
+
 async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
     """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
     loop = asyncio.get_running_loop()
     now = clock()
     started = now()
     deadline_at = limits.deadline_at(started, NAME)
-    first_item, idle, close_timeout = limits.first_item, limits.idle, limits.close_timeout
     iterator = source.open()
-    puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
+    watchdog = _Watchdog(loop, source, limits, started, deadline_at)
     task: asyncio.Task[Any] | None = None  # the task of the latest pull
-    pull_started = started
-    items = 0
-    fired: Limit | None = None  # the limit for which the watchdog cancelled the puller
-    strikes = 0  # how many times it did
     expired: StreamTimeoutError | None = None
-    alarm: asyncio.TimerHandle | None = None
-
-    def watchdog(when: float) -> None:
-        # Runs at `when`. Cancels the puller if its pull is due; otherwise re-arms for the
-        # earliest moment any pull, this one or a later one, could be due. Once it has fired,
-        # it cancels again every `close_timeout` while the pull still does not end (a source
-        # whose cleanup awaits after the first cancellation).
-        nonlocal alarm, fired, strikes
-        alarm = None
-        if fired is not None:
-            if puller is not None:
-                logger.warning(
-                    "the source %s did not stop within close_timeout=%g s of its pull being"
-                    " cancelled; cancelling it again",
-                    source.describe(),
-                    close_timeout,
-                )
-                strikes += 1
-                puller.cancel(f"stream_deadline: the {fired} limit passed")
-                alarm = loop.call_at(when + close_timeout, watchdog, when + close_timeout)
-            return
-        limit: Limit
-        bound, limit = deadline_at, "deadline"
-        if puller is not None:
-            span = idle if items else first_item
-            if span is not None and pull_started + span < bound:
-                bound, limit = pull_started + span, ("idle" if items else "first_item")
-            if bound <= when:
-                fired = limit
-                strikes = 1
-                puller.cancel(f"stream_deadline: the {limit} limit passed")
-                if close_timeout < _inf:
-                    alarm = loop.call_at(when + close_timeout, watchdog, when + close_timeout)
-                return
-        if idle is not None and when + idle < bound:
-            bound = when + idle  # a pull starting now could be due no sooner
-        if when < bound < _inf:
-            alarm = loop.call_at(bound, watchdog, bound)
-
-    def ours(task: asyncio.Task[Any]) -> bool:
-        # Take back the watchdog's cancellations; whether none from elsewhere is pending.
-        pending = 0
-        for _ in range(strikes):
-            pending = task.uncancel()
-        return pending == 0
-
-    first = min(
-        deadline_at,
-        _inf if first_item is None else started + first_item,
-        _inf if idle is None else started + idle,
-    )
-    if first < _inf:
-        alarm = loop.call_at(first, watchdog, first)
     pulls: AsyncIterator[T] = iterator
     forward: AsyncIterator[T] | None = None  # a forwarded asend()/athrow(), pulled next
     try:
         if started >= deadline_at:  # a zero budget, or a shared Deadline already past
             expired = limits.error("deadline", 0.0, 0)
             raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
-        puller = task = _task_of(loop)
+        watchdog.puller = task = _task_of(loop)
         try:
             while True:
                 # Each pull happens in the `async for` header: the hot path is the loop body.
                 async for item in pulls:
-                    puller = None
-                    if fired is not None:  # the source swallowed our cancellation and went on
+                    watchdog.puller = None
+                    if watchdog.fired is not None:  # the source swallowed our cancellation, went on
                         logger.warning(
                             "the source %s ignored the cancellation of its pull", source.describe()
                         )
                         raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
-                    items += 1
+                    watchdog.items += 1
                     try:
                         sent = yield item
                     except GeneratorExit:
@@ -158,10 +208,10 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                     # The consumer's next __anext__ (or asend/athrow) starts here.
                     t = now()
                     if t >= deadline_at:
-                        expired = limits.error("deadline", t - started, items)
+                        expired = limits.error("deadline", t - started, watchdog.items)
                         raise expired
-                    pull_started = t
-                    puller = task = _task_of(loop)
+                    watchdog.pull_started = t
+                    watchdog.puller = task = _task_of(loop)
                     if forward is not None:
                         break
                 else:
@@ -169,14 +219,13 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                         break  # the source is exhausted
                 pulls, forward = (iterator, None) if forward is None else (forward, None)
         except CancelledError:
-            if fired is None or task is None or not ours(task):  # not ours, or another is pending
+            if task is None or not watchdog.ours(task):  # not ours, or another one is pending
                 raise
-            expired = limits.error(fired, now() - started, items)
+            assert watchdog.fired is not None  # noqa: S101 (ours() says it fired)
+            expired = limits.error(watchdog.fired, now() - started, watchdog.items)
             raise expired from None
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
-        puller = None
-        if alarm is not None:
-            alarm.cancel()
+        watchdog.stop()
         error = await ending(close, source, limits, exc, expired)
         if expired is not None:
             # A cancellation requested in the same tick as ours but not yet delivered (anyio's
@@ -185,9 +234,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
         if error is not None:
             raise error  # noqa: B904 (the stream's own error, or `exc` itself, re-raised)
         return
-    puller = None
-    if alarm is not None:
-        alarm.cancel()
+    watchdog.stop()
     error = await ending(close, source, limits, None, None)
     if error is not None:
         raise error
