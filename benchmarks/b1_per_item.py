@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+
 """B1: the per-item cost of each approach on a source that never blocks.
 
 Every approach drains the same async generator of ``n`` integers, which never awaits

@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+
 """B2: the overhead of ``with_deadline`` on realistic streams, in percent.
 
 Two workloads, each drained plain and through ``with_deadline`` in the same round (the

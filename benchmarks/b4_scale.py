@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+
 """B4: many concurrent deadlined streams on one event loop.
 
 For ``n`` streams at once (10,000 and 100,000 in the full run):

@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+
 """What every benchmark shares: the backends, the settings, timing and percentile helpers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+
 # ruff: noqa: RUF001  (the multiplication and micro signs are meant: this module writes Markdown for people)
 """Turn the results into ``benchmarks.md`` and its two charts; nothing here measures anything."""
 

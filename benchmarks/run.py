@@ -1,4 +1,4 @@
-# ruff: noqa: CPY001  (like src/, the files carry no copyright header; the LICENSE covers them)
+
 """Run the benchmark suite and write ``docs/benchmarks.md`` with its charts.
 
 Usage::
