@@ -1,4 +1,3 @@
-
 """B1: the per-item cost of each approach on a source that never blocks.
 
 Every approach drains the same async generator of ``n`` integers, which never awaits

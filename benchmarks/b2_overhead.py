@@ -1,4 +1,3 @@
-
 """B2: the overhead of ``with_deadline`` on realistic streams, in percent.
 
 Two workloads, each drained plain and through ``with_deadline`` in the same round (the

@@ -1,4 +1,3 @@
-
 """B3: how late a 1 s deadline fires, on the real clock, with 1,000 streams on one loop.
 
 Two kinds of stream, each run as 1,000 concurrent consumers:

@@ -1,4 +1,3 @@
-
 """B4: many concurrent deadlined streams on one event loop.
 
 For ``n`` streams at once (10,000 and 100,000 in the full run):

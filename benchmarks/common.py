@@ -1,4 +1,3 @@
-
 """What every benchmark shares: the backends, the settings, timing and percentile helpers."""
 
 from __future__ import annotations

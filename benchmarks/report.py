@@ -1,4 +1,3 @@
-
 # ruff: noqa: RUF001  (the multiplication and micro signs are meant: this module writes Markdown for people)
 """Turn the results into ``benchmarks.md`` and its two charts; nothing here measures anything."""
 

@@ -1,4 +1,3 @@
-
 """Run the benchmark suite and write ``docs/benchmarks.md`` with its charts.
 
 Usage::
