@@ -155,9 +155,10 @@ class _Watchdog:
         back (``Task.uncancel()``) and say whether none from elsewhere is pending."""
         if self.fired is None:
             return False
-        pending = 0
+        pending = task.cancelling()
         for _ in range(self.strikes):
             pending = task.uncancel()
+        self.strikes = 0  # taken back: a second call changes nothing
         return pending == 0
 
     def stop(self) -> None:
@@ -215,6 +216,11 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                     if forward is not None:
                         break
                 else:
+                    if watchdog.fired is not None:  # the source swallowed our cancellation and ended
+                        logger.warning(
+                            "the source %s ignored the cancellation of its pull", source.describe()
+                        )
+                        raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
                     if pulls is iterator:
                         break  # the source is exhausted
                 pulls, forward = (iterator, None) if forward is None else (forward, None)
@@ -226,6 +232,10 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             raise expired from None
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watchdog.stop()
+        if task is not None:
+            # The source turned our cancellation into another error: that error propagates, as
+            # with asyncio.timeout, but the cancellation is taken back all the same.
+            watchdog.ours(task)
         error = await ending(close, source, limits, exc, expired)
         if expired is not None:
             # A cancellation requested in the same tick as ours but not yet delivered (anyio's

@@ -102,15 +102,21 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         Raises :class:`RuntimeError` if another task is pulling from the stream right now, as
         an async generator does, and whatever closing the source raised.
         """
+        source = self._source
         if self._gen is not None:
-            await self._gen.aclose()
+            source.closing_outside = True
+            try:
+                await self._gen.aclose()
+            finally:
+                source.closing_outside = False
         else:
             self._gen = _closed()
-        if not self._source.closed:  # never started: no generator body ran to close it
+        if not source.closed:
             close = current_backend("aclose()").close
-            problem = await close(self._source, self._limits.close_timeout)
-            if problem is not None:
-                raise problem
+            source.close_error = await close(source, self._limits.close_timeout)
+        problem, source.close_error = source.close_error, None
+        if problem is not None:
+            raise problem
 
     async def __aenter__(self) -> DeadlineStream[T_co]:
         return self

@@ -95,8 +95,16 @@ async def ending(
     logged by ``close``; it surfaces when nothing else does (normal end, ``aclose()``)
     and is chained as the cause of a timeout.
     """
+    if isinstance(exc, GeneratorExit):
+        # The generator's own aclose(). On CPython < 3.13 a cancellation thrown into it (the
+        # close_timeout) leaves the generator marked as running, so DeadlineStream.aclose()
+        # closes the source itself, outside; the generator closes it only when closed directly
+        # (by the loop's finalizer, say), and leaves any problem for the stream to raise.
+        if not source.closing_outside:
+            source.close_error = await close(source, limits.close_timeout)
+        return None
     problem = await close(source, limits.close_timeout)
-    if exc is None or isinstance(exc, GeneratorExit):
+    if exc is None:
         return problem
     if expired is not None and exc is expired:
         if problem is not None:

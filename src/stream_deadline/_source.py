@@ -27,16 +27,23 @@ class Source(Generic[T]):
     calls do nothing.
     """
 
-    __slots__ = ("closed", "iterable", "iterator")
+    __slots__ = ("close_error", "closed", "closing_outside", "iterable", "iterator")
 
     iterable: AsyncIterable[T]
     iterator: AsyncIterator[T] | None
     closed: bool
+    close_error: BaseException | None
+    """What closing failed with during ``aclose()``, for the stream's ``aclose()`` to raise."""
+    closing_outside: bool
+    """Set while :meth:`DeadlineStream.aclose` closes the generator: it closes the source
+    itself, outside the generator."""
 
     def __init__(self, iterable: AsyncIterable[T]) -> None:
         self.iterable = iterable
         self.iterator = None
         self.closed = False
+        self.close_error = None
+        self.closing_outside = False
 
     def open(self) -> AsyncIterator[T]:
         """The iterator, from ``aiter(iterable)`` on the first call."""

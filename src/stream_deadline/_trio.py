@@ -67,15 +67,18 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 bound, limit = t + span, ("idle" if items else "first_item")
             else:
                 bound, limit = deadline_at, "deadline"
+            scope = trio.CancelScope(deadline=bound)
             try:
-                with trio.CancelScope(deadline=bound) as scope:
+                with scope:
                     if pull is None:
                         item = await pull_next()
                     else:
                         item = await pull()
                         pull = None
             except StopAsyncIteration:
-                break
+                if not scope.cancel_called:
+                    break
+                # the source swallowed trio.Cancelled and ended: the limit still passed
             if scope.cancel_called:
                 if not scope.cancelled_caught:  # the source swallowed trio.Cancelled and went on
                     logger.warning("the source %s ignored the cancellation of its pull", source.describe())
