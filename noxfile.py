@@ -149,3 +149,23 @@ def build(session: nox.Session) -> None:
     }
     if subprocess.run(pyright, env=env, cwd=check, check=False).returncode:  # noqa: S603 (our own tool)
         session.error("the public API of the installed wheel is not fully typed (see pyright above)")
+
+
+# --- soak: owned by the reliability work (issue 6) ------------------------------------------
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The long reliability runs: 10,000 races per backend, 100,000 streams per ending,
+    10,000 concurrent streams, 1,000,000 items through one stream (STREAM_DEADLINE_LONG=1)."""
+    session.install(".", *groups("tests"))
+    session.run(
+        "pytest",
+        "tests/test_adversarial.py",
+        "tests/test_races.py",
+        "tests/test_stateful.py",
+        "tests/test_leaks_load.py",
+        "tests/test_bad_input.py",
+        *session.posargs,
+        env={"STREAM_DEADLINE_LONG": "1"},
+    )
