@@ -792,12 +792,6 @@ async def test_with_deadline_over_an_async_iterator_protocol_only() -> None:
 # (9) A zero limit and a pull that needs no waiting -------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: with idle=0 (or first_item=0) a pull that completes without awaiting delivers"
-    " its item on asyncio but times out on trio, which also logs that the source 'ignored the"
-    " cancellation' (trio cancels a scope entered past its deadline at entry)",
-)
 def test_a_zero_idle_limit_and_a_ready_item_agree_across_backends(caplog: pytest.LogCaptureFixture) -> None:
     """A source whose second item is ready at once (no await), under ``idle=0``: both
     backends must agree on the outcome, and no warning may claim that the source ignored a

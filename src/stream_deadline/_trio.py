@@ -76,10 +76,12 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                         item = await pull()
                         pull = None
             except StopAsyncIteration:
-                if not scope.cancel_called:
+                if not (scope.cancel_called and bound > t):
                     break
                 # the source swallowed trio.Cancelled and ended: the limit still passed
-            if scope.cancel_called:
+            # A scope whose deadline had passed on entry (a zero limit) is cancelled at once,
+            # but a pull that completes without a checkpoint delivers its item, as on asyncio.
+            if scope.cancelled_caught or (scope.cancel_called and bound > t):
                 if not scope.cancelled_caught:  # the source swallowed trio.Cancelled and went on
                     logger.warning("the source %s ignored the cancellation of its pull", source.describe())
                 expired = limits.error(limit, now() - started, items)
