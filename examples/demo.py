@@ -13,7 +13,8 @@ The demo gives up on a naive stream 3 s after its deadline. It prints the tokens
 ``with_deadline`` stream live, then a timeline per scenario (when the deadline passed, when
 the client raised, when the server stopped generating, how many tokens were generated after
 the deadline), and draws the timelines to a PNG (``--output``, by default
-``docs/images/demo-timeline.png``). No GPU, no API key, no network; about 15 s.
+``build/demo-timeline.png``; the docs' picture is made with
+``--output docs/images/demo-timeline.png``). No GPU, no API key, no model; about 15 s.
 
     nox -s demo              # or: python examples/demo.py [--output PATH] [--deadline SECONDS]
 """
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 GIVE_UP_AFTER = 3.0
 """Seconds past the deadline after which the demo stops waiting for a naive stream."""
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "demo-timeline.png"
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "build" / "demo-timeline.png"
 
 
 class NaiveTimeoutChatOpenAI(ChatOpenAI):
@@ -217,7 +218,11 @@ def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
                 color=color,
                 lw=3.2 if ours else 2,
                 alpha=1 if ours else 0.75,
-                label=f"{outcome.name}: generation stops at {stop:.2f} s",
+                label=(
+                    f"{outcome.name}: still generating when the demo gave up ({stop:.1f} s)"
+                    if outcome.gave_up is not None
+                    else f"{outcome.name}: generation stopped at {stop:.2f} s"
+                ),
             )
             ax.plot(stop, counts[-1], marker="X", ms=12, color=color, mec="black", zorder=5)
             keepalives = [t - outcome.started for t in generation.keepalive_times]
@@ -241,7 +246,7 @@ def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
         ax.set_xlim(0, deadline + GIVE_UP_AFTER + 0.6)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=9)
-    fig.suptitle("prompt | ChatOpenAI against a misbehaving vLLM: when does the server stop generating? (X)")
+    fig.suptitle("prompt | ChatOpenAI against a misbehaving vLLM: when does the server stop generating? (✕ = stop)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

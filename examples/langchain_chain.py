@@ -50,7 +50,7 @@ async def main(server: ServerThread) -> None:
             api_key="test",  # type: ignore[arg-type]
             stream_timeout=1.5,
             default_headers={ID_HEADER: "example"},
-            http_async_client=http,
+            http_async_client=http,  # ours, closed by `async with`: no unclosed-transport warning at exit
         )
         chain = ChatPromptTemplate.from_messages([("human", "{question}")]) | model
         started = time.monotonic()
