@@ -246,7 +246,9 @@ def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
         ax.set_xlim(0, deadline + GIVE_UP_AFTER + 0.6)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=9)
-    fig.suptitle("prompt | ChatOpenAI against a misbehaving vLLM: when does the server stop generating? (✕ = stop)")
+    fig.suptitle(
+        "prompt | ChatOpenAI against a misbehaving vLLM: when does the server stop generating? (✕ = stop)"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
