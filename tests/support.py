@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import looptime
+import trio.testing
 
 
 def virtual_time_loop() -> asyncio.AbstractEventLoop:
     """A new asyncio loop whose clock starts at 0 and jumps to the next timer when idle."""
     return looptime.patch_event_loop(asyncio.new_event_loop())
+
+
+BACKENDS: dict[str, Callable[[], dict[str, Any]]] = {
+    "asyncio": lambda: {"backend": "asyncio", "backend_options": {"loop_factory": virtual_time_loop}},
+    "trio": lambda: {
+        "backend": "trio",
+        "backend_options": {"clock": trio.testing.MockClock(autojump_threshold=0)},
+    },
+}
+"""``anyio.run`` keyword arguments for each backend on a fresh virtual clock."""
 
 
 STALL = math.inf

@@ -16,12 +16,11 @@ from typing import Any
 
 import anyio
 import pytest
-import trio.testing
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from stream_deadline import Deadline, StreamTimeoutError, with_deadline
-from support import STALL, Record, pull_in_new_task, scripted, virtual_time_loop
+from support import BACKENDS, STALL, Record, pull_in_new_task, scripted
 
 half = st.integers(0, 12).map(lambda k: k + 0.5)
 
@@ -129,15 +128,6 @@ async def run(s: Schedule) -> tuple[tuple[Any, ...], list[tuple[int, float]], li
     if scope.cancelled_caught:
         outcome = ("cancelled", now() - start)
     return outcome, delivered, [t - start for t in record.closed_at]
-
-
-BACKENDS = {
-    "asyncio": lambda: {"backend": "asyncio", "backend_options": {"loop_factory": virtual_time_loop}},
-    "trio": lambda: {
-        "backend": "trio",
-        "backend_options": {"clock": trio.testing.MockClock(autojump_threshold=0)},
-    },
-}
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))

@@ -29,7 +29,7 @@ import trio
 import trio.testing
 
 from stream_deadline import StreamTimeoutError, with_deadline
-from support import pull_in_new_task, virtual_time_loop
+from support import BACKENDS, pull_in_new_task
 
 LONG = os.environ.get("STREAM_DEADLINE_LONG") == "1"
 TRIALS = 10_000 if LONG else 500
@@ -238,15 +238,6 @@ async def many(
         if kind != want_kind or problems or not earliest - 2e-6 <= at <= latest + 2e-6:
             mismatches.append((trial, (want_kind, earliest, latest), (kind, at, problems)))
     return mismatches
-
-
-BACKENDS = {
-    "asyncio": lambda: {"backend": "asyncio", "backend_options": {"loop_factory": virtual_time_loop}},
-    "trio": lambda: {
-        "backend": "trio",
-        "backend_options": {"clock": trio.testing.MockClock(autojump_threshold=0)},
-    },
-}
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
