@@ -57,7 +57,9 @@ class Limits:
 
     def error(self, limit: Limit, elapsed: float, items: int) -> StreamTimeoutError:
         """The error for ``limit`` passing ``elapsed`` seconds after the first pull."""
-        timeout = {"deadline": self.seconds, "first_item": self.first_item, "idle": self.idle}[limit]
+        timeout = (
+            self.seconds if limit == "deadline" else self.first_item if limit == "first_item" else self.idle
+        )
         return StreamTimeoutError(limit, math.inf if timeout is None else timeout, elapsed, items)
 
 
