@@ -12,6 +12,7 @@ is pending (``Task.uncancel()``), as :func:`asyncio.timeout` does.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import sys
 import time
@@ -28,6 +29,8 @@ __all__ = ["NAME", "clock", "close", "limited_stream"]
 NAME: Final = "asyncio"
 T = TypeVar("T")
 _inf: Final = math.inf
+
+_EMPTY_CONTEXT: Final = contextvars.Context()
 
 _task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
 if sys.version_info >= (3, 12):
@@ -107,7 +110,12 @@ class _Watchdog:
             _inf if self.idle is None else started + self.idle,
         )
         if first < _inf:
-            self.alarm = loop.call_at(first, self.wake, first)
+            self.arm(first)
+
+    def arm(self, when: float) -> None:
+        """Schedule :meth:`wake` at ``when`` (in an empty context: it needs no context variables,
+        and copying the caller's for each timer would cost time and memory)."""
+        self.alarm = self.loop.call_at(when, _Watchdog.wake, self, when, context=_EMPTY_CONTEXT)
 
     def wake(self, when: float) -> None:
         """Run at ``when``: cancel the puller if its pull is due; otherwise re-arm for the
@@ -126,9 +134,7 @@ class _Watchdog:
                 )
                 self.strikes += 1
                 puller.cancel(f"stream_deadline: the {self.fired} limit passed")
-                self.alarm = self.loop.call_at(
-                    when + self.close_timeout, self.wake, when + self.close_timeout
-                )
+                self.arm(when + self.close_timeout)
             return
         limit: Limit
         bound, limit = self.deadline_at, "deadline"
@@ -141,14 +147,12 @@ class _Watchdog:
                 self.strikes = 1
                 puller.cancel(f"stream_deadline: the {limit} limit passed")
                 if self.close_timeout < _inf:
-                    self.alarm = self.loop.call_at(
-                        when + self.close_timeout, self.wake, when + self.close_timeout
-                    )
+                    self.arm(when + self.close_timeout)
                 return
         if self.idle is not None and when + self.idle < bound:
             bound = when + self.idle  # a pull starting now could be due no sooner
         if when < bound < _inf:
-            self.alarm = self.loop.call_at(bound, self.wake, bound)
+            self.arm(bound)
 
     def ours(self, task: asyncio.Task[Any]) -> bool:
         """Whether a cancellation of ``task`` was the watchdog's alone: take its cancellations
