@@ -20,7 +20,7 @@ import sniffio
 import trio
 
 from stream_deadline import StreamTimeoutError, with_deadline
-from support import STALL, Record, collect, pull_in_new_task, virtual_time_loop
+from support import STALL, Closable, Record, collect, pull_in_new_task, virtual_time_loop
 
 pytestmark = pytest.mark.anyio
 
@@ -76,60 +76,6 @@ def jump(seconds: float) -> None:
 def _capture_library_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     with caplog.at_level(logging.INFO, logger="stream_deadline"):
         yield
-
-
-class Closable:
-    """A class-based async iterator (not a generator): item ``i`` after ``delays[i]`` seconds.
-
-    ``close_with`` names its close method: ``"aclose"``, ``"async-close"`` (``async def
-    close()``, as the openai SDK's ``AsyncStream``), ``"sync-close"`` or ``"none"``; the close
-    waits ``close_delay`` seconds (``STALL``: forever) and then raises ``close_error``.
-    """
-
-    def __init__(
-        self,
-        delays: list[float],
-        *,
-        close_with: str = "aclose",
-        close_delay: float = 0,
-        close_error: BaseException | None = None,
-    ) -> None:
-        self.delays = delays
-        self.index = 0
-        self.closes: list[float] = []
-        self.close_delay = close_delay
-        self.close_error = close_error
-        if close_with == "aclose":
-            self.aclose = self._async_close
-        elif close_with == "async-close":
-            self.close = self._async_close
-        elif close_with == "sync-close":
-            self.close = self._sync_close
-        else:
-            assert close_with == "none"
-
-    def __aiter__(self) -> Closable:
-        return self
-
-    async def __anext__(self) -> int:
-        if self.index >= len(self.delays):
-            raise StopAsyncIteration
-        delay = self.delays[self.index]
-        await (anyio.sleep_forever() if delay == STALL else anyio.sleep(delay))
-        self.index += 1
-        return self.index - 1
-
-    async def _async_close(self) -> None:
-        self.closes.append(now())
-        if self.close_delay:
-            await (anyio.sleep_forever() if self.close_delay == STALL else anyio.sleep(self.close_delay))
-        if self.close_error is not None:
-            raise self.close_error
-
-    def _sync_close(self) -> None:
-        self.closes.append(now())
-        if self.close_error is not None:
-            raise self.close_error
 
 
 # (1) A source that catches the cancellation ------------------------------------------------

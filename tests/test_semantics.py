@@ -21,7 +21,7 @@ import sniffio
 import trio
 
 from stream_deadline import Deadline, StreamTimeoutError, with_deadline
-from support import STALL, Record, collect, keepalive_stall, pull_in_new_task, scripted
+from support import STALL, Closable, Record, collect, keepalive_stall, pull_in_new_task, scripted
 
 pytestmark = pytest.mark.anyio
 
@@ -30,38 +30,6 @@ now = anyio.current_time
 
 def backend() -> str:
     return sniffio.current_async_library()
-
-
-class CountingIterator:
-    """A class-based async iterator (not a generator) that counts its ``aclose()`` calls."""
-
-    def __init__(
-        self, delays: list[float], *, close_delay: float = 0, close_error: Exception | None = None
-    ) -> None:
-        self.delays = delays
-        self.index = 0
-        self.aclose_calls = 0
-        self.close_delay = close_delay
-        self.close_error = close_error
-
-    def __aiter__(self) -> CountingIterator:
-        return self
-
-    async def __anext__(self) -> int:
-        if self.index >= len(self.delays):
-            raise StopAsyncIteration
-        delay = self.delays[self.index]
-        await (anyio.sleep_forever() if delay == STALL else anyio.sleep(delay))
-        self.index += 1
-        return self.index - 1
-
-    async def aclose(self) -> None:
-        """Count the call, then wait ``close_delay`` and raise ``close_error`` if set."""
-        self.aclose_calls += 1
-        if self.close_delay:
-            await (anyio.sleep_forever() if self.close_delay == STALL else anyio.sleep(self.close_delay))
-        if self.close_error is not None:
-            raise self.close_error
 
 
 # 1. Clock ---------------------------------------------------------------------------------
@@ -388,7 +356,7 @@ async def test_s8_the_source_is_closed_before_the_timeout_reaches_the_consumer()
 async def test_s8_a_class_based_source_is_closed_exactly_once(ending: str) -> None:
     """A source that is not a generator (so nothing closes it but the stream) gets exactly one
     ``aclose()`` however the stream ends, even when the stream is closed again afterwards."""
-    source = CountingIterator([1, 1, 1] if ending != "timeout" else [1, STALL])
+    source = Closable([1, 1, 1] if ending != "timeout" else [1, STALL])
     stream = with_deadline(
         source, 100 if ending != "timeout" else 5, on_timeout="stop" if ending == "stop" else "raise"
     )
@@ -401,7 +369,7 @@ async def test_s8_a_class_based_source_is_closed_exactly_once(ending: str) -> No
             yield 1
             raise ValueError("source failed")
 
-        failing = CountingIterator([1])
+        failing = Closable([1])
         stream = with_deadline(Chain(failing, bad()), 100)
         with pytest.raises(ValueError, match="source failed"):
             await collect(stream)
@@ -417,13 +385,13 @@ async def test_s8_a_class_based_source_is_closed_exactly_once(ending: str) -> No
             break
         await stream.aclose()
     await stream.aclose()
-    assert source.aclose_calls == 1
+    assert len(source.closes) == 1
 
 
 class Chain:
     """An async iterable whose iterator is another object: the stream closes both."""
 
-    def __init__(self, outer: CountingIterator, inner: AsyncGenerator[int, None]) -> None:
+    def __init__(self, outer: Closable, inner: AsyncGenerator[int, None]) -> None:
         self.outer = outer
         self.inner = inner
 
@@ -438,19 +406,19 @@ class Chain:
 async def test_s8_closing_a_stream_that_never_started_closes_the_source() -> None:
     """``aclose()`` before the first pull still closes the source (an HTTP response, say),
     and the closed stream then ends at once."""
-    source = CountingIterator([1])
+    source = Closable([1])
     stream = with_deadline(source, 10)
     await stream.aclose()
-    assert source.aclose_calls == 1
+    assert len(source.closes) == 1
     assert await collect(stream) == []
-    assert source.aclose_calls == 1
+    assert len(source.closes) == 1
 
 
 async def test_s8_a_hanging_close_does_not_hide_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
     """The source's ``aclose()`` hangs: the timeout still surfaces, ``close_timeout`` (2 s) after
     the deadline; the overrun is logged as a warning and chained as the cause."""
     start = now()
-    source = CountingIterator([1, STALL], close_delay=STALL)
+    source = Closable([1, STALL], close_delay=STALL)
     with caplog.at_level(logging.INFO, logger="stream_deadline"), pytest.raises(StreamTimeoutError) as info:
         await collect(with_deadline(source, 5, close_timeout=2))
     assert now() == start + 7
@@ -464,7 +432,7 @@ async def test_s8_a_hanging_close_does_not_hide_the_timeout(caplog: pytest.LogCa
 async def test_s8_a_failing_close_does_not_hide_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
     """The source's ``aclose()`` raises: the consumer still gets the timeout, with the close
     error as its cause, and the failure is logged with its traceback."""
-    source = CountingIterator([1, STALL], close_error=RuntimeError("close failed"))
+    source = Closable([1, STALL], close_error=RuntimeError("close failed"))
     with (
         caplog.at_level(logging.WARNING, logger="stream_deadline"),
         pytest.raises(StreamTimeoutError) as info,
@@ -473,7 +441,7 @@ async def test_s8_a_failing_close_does_not_hide_the_timeout(caplog: pytest.LogCa
     assert isinstance(info.value.__cause__, RuntimeError)
     (record,) = caplog.records
     assert record.exc_info is not None
-    assert "closing the source CountingIterator failed" in record.getMessage()
+    assert "closing the source Closable failed" in record.getMessage()
 
 
 async def test_s8_a_source_that_hangs_in_finally_during_the_cut_pull(
@@ -507,7 +475,7 @@ async def test_s8_a_source_that_hangs_in_finally_during_the_cut_pull(
 async def test_s8_a_close_error_surfaces_on_normal_end() -> None:
     """When the source ends normally but its ``aclose()`` raises, the error reaches the
     consumer: close problems are never swallowed."""
-    source = CountingIterator([1], close_error=RuntimeError("close failed"))
+    source = Closable([1], close_error=RuntimeError("close failed"))
     with pytest.raises(RuntimeError, match="close failed"):
         await collect(with_deadline(source, 5))
 
