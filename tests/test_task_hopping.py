@@ -71,7 +71,6 @@ class ScriptedChat(BaseChatModel):
     delays: list[float]
     record: Record
     stream_timeout: float | None = None
-    idle_timeout: float | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -86,6 +85,11 @@ class ScriptedChat(BaseChatModel):
     ) -> ChatResult:
         raise NotImplementedError
 
+    async def _chunks(self) -> AsyncIterator[ChatGenerationChunk]:
+        """The scripted tokens, as chat chunks."""
+        async for i in scripted(self.delays, self.record):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=f"t{i} "))
+
     @with_deadline(lambda self, *args, **kwargs: self.stream_timeout)
     async def _astream(
         self,
@@ -94,8 +98,8 @@ class ScriptedChat(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for i in scripted(self.delays, self.record):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=f"t{i} "))
+        async for chunk in self._chunks():
+            yield chunk
 
 
 class NaiveChat(ScriptedChat):
@@ -113,8 +117,8 @@ class NaiveChat(ScriptedChat):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         async with asyncio.timeout(self.stream_timeout):
-            async for i in scripted(self.delays, self.record):
-                yield ChatGenerationChunk(message=AIMessageChunk(content=f"t{i} "))
+            async for chunk in self._chunks():
+                yield chunk
 
 
 def chain_of(model: BaseChatModel) -> Any:

@@ -165,6 +165,10 @@ class _Watchdog:
         self.strikes = 0  # taken back: a second call changes nothing
         return pending == 0
 
+    def ignored(self) -> None:
+        """Log that the source swallowed the cancellation of its pull and went on."""
+        logger.warning("the source %s ignored the cancellation of its pull", self.source.describe())
+
     def stop(self) -> None:
         """Disarm: the stream has ended."""
         self.puller = None
@@ -196,9 +200,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 async for item in pulls:
                     watchdog.puller = None
                     if watchdog.fired is not None:  # the source swallowed our cancellation, went on
-                        logger.warning(
-                            "the source %s ignored the cancellation of its pull", source.describe()
-                        )
+                        watchdog.ignored()
                         raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
                     watchdog.items += 1
                     try:
@@ -221,9 +223,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                         break
                 else:
                     if watchdog.fired is not None:  # the source swallowed our cancellation and ended
-                        logger.warning(
-                            "the source %s ignored the cancellation of its pull", source.describe()
-                        )
+                        watchdog.ignored()
                         raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
                     if pulls is iterator:
                         break  # the source is exhausted
