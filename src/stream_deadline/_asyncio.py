@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 
 from ._engine import Limits, Once, ending, forward_send, forward_throw
 from ._errors import Limit, StreamTimeoutError
-from ._source import Source, close_failed, close_overran, logger
+from ._source import Source, close_failed, close_overran, logger, start
 
 __all__ = ["NAME", "clock", "close", "limited_stream"]
 
@@ -52,10 +52,16 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     """
     if source.settled():
         return None
+    try:
+        rest = start(source.close())
+        if rest is None:  # closed without waiting: no timer needed
+            return None
+    except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
+        return close_failed(source, exc)
     scope = asyncio.timeout(None if close_timeout == _inf else close_timeout)
     try:
         async with scope:
-            await source.close()
+            await rest
     except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
         if isinstance(exc, TimeoutError) and scope.expired():
             return close_overran(source, close_timeout)
@@ -246,7 +252,12 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             # scopes deliver on the next loop iteration) wins over the timeout: let it land.
             await asyncio.sleep(0)
         if error is not None:
-            raise error  # noqa: B904 (the stream's own error, or `exc` itself, re-raised)
+            try:
+                raise error  # the stream's own error, or `exc` itself, re-raised
+            finally:
+                # The traceback holds this frame: drop the frame's references to the error,
+                # or every cut leaves a reference cycle to the garbage collector.
+                error = expired = None
         return
     watchdog.stop()
     error = await ending(close, source, limits, None, None)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+import types
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine, Generator
 from types import AsyncGeneratorType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Source", "close_failed", "close_overran", "logger"]
+__all__ = ["Source", "close_failed", "close_overran", "logger", "start"]
 
 T = TypeVar("T")
 
@@ -89,8 +90,44 @@ async def _close(obj: object) -> None:
     if method is None:
         return
     result = method()
-    if inspect.isawaitable(result):
+    if hasattr(result, "__await__") or inspect.isawaitable(result):
         await result
+
+
+def start(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+    """Run ``coro`` up to its first suspension; ``None`` if it finished without one, else an
+    awaitable that goes on from there (so a close that never waits needs no timer at all).
+
+    What ``coro`` raises before it suspends propagates from here.
+    """
+    try:
+        first = coro.send(None)
+    except StopIteration:
+        return None
+    return _resume(coro, first)
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], first: object) -> Generator[Any, Any, None]:
+    """Go on with ``coro``, which has just yielded ``first`` to the event loop: ``yield from``
+    for a coroutine already started."""
+    value = first
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 (thrown in by the event loop: passed on)
+            try:
+                value = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                value = coro.send(sent)
+            except StopIteration:
+                return
 
 
 def close_overran(source: Source[Any], close_timeout: float) -> TimeoutError:
