@@ -161,7 +161,10 @@ async def unlimited_stream(close: Closer, source: Source[T], limits: Limits) -> 
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         error = await ending(close, source, limits, exc, None)
         if error is not None:
-            raise error  # noqa: B904 (`exc` itself, or the close's error on aclose())
+            try:
+                raise error  # `exc` itself, or the close's error on aclose()
+            finally:
+                error = None  # no reference cycle frame -> error -> traceback -> frame
         return
     error = await ending(close, source, limits, None, None)
     if error is not None:

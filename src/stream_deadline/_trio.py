@@ -103,7 +103,10 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             # a full checkpoint lets any task woken together with this one act first.
             await trio.lowlevel.checkpoint()
         if error is not None:
-            raise error  # noqa: B904 (the stream's own error, or `exc` itself, re-raised)
+            try:
+                raise error  # the stream's own error, or `exc` itself, re-raised
+            finally:
+                error = expired = None  # no reference cycle frame -> error -> traceback -> frame
         return
     error = await ending(close, source, limits, None, None)
     if error is not None:
