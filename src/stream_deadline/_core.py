@@ -167,14 +167,14 @@ def _is_async_iterable(obj: object) -> bool:
 
 
 def _check_source(source: object) -> None:
+    if _is_async_iterable(source):
+        return
     if inspect.isasyncgenfunction(source):
         name = getattr(source, "__name__", "gen")
         raise TypeError(
             f"`source` is the async generator function {name}, not an async iterable:"
             f" call it, e.g. with_deadline({name}(...), 45)"
         )
-    if _is_async_iterable(source):
-        return
     if inspect.isawaitable(source):
         raise TypeError(
             f"`source` is an awaitable ({type(source).__name__}), not an async iterable:"

@@ -15,9 +15,13 @@ def check_seconds(name: str, value: object, *, allow_none: bool = True, origin: 
     and :class:`ValueError` for NaN or a negative number, naming the parameter ``name``;
     ``origin`` says where the value came from when the user did not write it directly.
     """
-    where = f"`{name}`{origin}"
     if value is None and allow_none:
         return None
+    if type(value) is float or type(value) is int:  # the common case, checked without the ABC
+        seconds = float(value)
+        if 0 <= seconds < math.inf:
+            return seconds
+    where = f"`{name}`{origin}"
     if isinstance(value, bool) or not isinstance(value, Real):
         expected = "a number of seconds" + (" or None" if allow_none else "")
         if isinstance(value, str):
