@@ -24,7 +24,7 @@ from ._engine import Limits, Once, ending, forward_send, forward_throw
 from ._errors import Limit, StreamTimeoutError
 from ._source import Source, close_failed, close_overran, logger, start
 
-__all__ = ["NAME", "clock", "close", "limited_stream"]
+__all__ = ["NAME", "clock", "close", "limited_stream", "task_of"]
 
 NAME: Final = "asyncio"
 T = TypeVar("T")
@@ -32,17 +32,23 @@ _inf: Final = math.inf
 
 _EMPTY_CONTEXT: Final = contextvars.Context()
 
-_task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
+task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
 if sys.version_info >= (3, 12):
-    _task_of = asyncio.current_task  # implemented in C
+    task_of = asyncio.current_task  # implemented in C
 else:  # 3.11's current_task() is a Python function around this lookup, which costs a third
-    _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
+    task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
 
 
 def clock() -> Callable[[], float]:
     """The running loop's clock; :func:`time.monotonic` itself where ``loop.time()`` is just that."""
-    loop = asyncio.get_running_loop()
-    return time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+    return _clock_of(asyncio.get_running_loop())
+
+
+def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    return time.monotonic if type(loop).time is _STOCK_TIME else loop.time
+
+
+_STOCK_TIME: Final = asyncio.BaseEventLoop.time
 
 
 async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
@@ -77,12 +83,10 @@ class _Watchdog:
 
     __slots__ = (
         "alarm",
-        "close_timeout",
         "deadline_at",
         "fired",
-        "first_item",
-        "idle",
         "items",
+        "limits",
         "loop",
         "pull_started",
         "puller",
@@ -101,20 +105,18 @@ class _Watchdog:
         self.loop = loop
         self.source = source
         self.deadline_at = deadline_at
-        self.first_item = limits.first_item
-        self.idle = limits.idle
-        self.close_timeout = limits.close_timeout
+        self.limits = limits
         self.puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
         self.pull_started = started
         self.items = 0  # items delivered
         self.fired: Limit | None = None  # the limit for which the puller was cancelled
         self.strikes = 0  # how many times it was cancelled for it
         self.alarm: asyncio.TimerHandle | None = None
-        first = min(
-            deadline_at,
-            _inf if self.first_item is None else started + self.first_item,
-            _inf if self.idle is None else started + self.idle,
-        )
+        first = deadline_at
+        if limits.first_item is not None and started + limits.first_item < first:
+            first = started + limits.first_item
+        if limits.idle is not None and started + limits.idle < first:
+            first = started + limits.idle
         if first < _inf:
             self.arm(first)
 
@@ -130,33 +132,34 @@ class _Watchdog:
         awaits after the first cancellation)."""
         self.alarm = None
         puller = self.puller
+        limits = self.limits
         if self.fired is not None:
             if puller is not None:
                 logger.warning(
                     "the source %s did not stop within close_timeout=%g s of its pull being"
                     " cancelled; cancelling it again",
                     self.source.describe(),
-                    self.close_timeout,
+                    limits.close_timeout,
                 )
                 self.strikes += 1
                 puller.cancel(f"stream_deadline: the {self.fired} limit passed")
-                self.arm(when + self.close_timeout)
+                self.arm(when + limits.close_timeout)
             return
         limit: Limit
         bound, limit = self.deadline_at, "deadline"
         if puller is not None:
-            span = self.idle if self.items else self.first_item
+            span = limits.idle if self.items else limits.first_item
             if span is not None and self.pull_started + span < bound:
                 bound, limit = self.pull_started + span, ("idle" if self.items else "first_item")
             if bound <= when:
                 self.fired = limit
                 self.strikes = 1
                 puller.cancel(f"stream_deadline: the {limit} limit passed")
-                if self.close_timeout < _inf:
-                    self.arm(when + self.close_timeout)
+                if limits.close_timeout < _inf:
+                    self.arm(when + limits.close_timeout)
                 return
-        if self.idle is not None and when + self.idle < bound:
-            bound = when + self.idle  # a pull starting now could be due no sooner
+        if limits.idle is not None and when + limits.idle < bound:
+            bound = when + limits.idle  # a pull starting now could be due no sooner
         if when < bound < _inf:
             self.arm(bound)
 
@@ -186,7 +189,7 @@ class _Watchdog:
 async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
     """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
     loop = asyncio.get_running_loop()
-    now = clock()
+    now = _clock_of(loop)
     started = now()
     deadline_at = limits.deadline_at(started, NAME)
     iterator = source.open()
@@ -199,7 +202,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
         if started >= deadline_at:  # a zero budget, or a shared Deadline already past
             expired = limits.error("deadline", 0.0, 0)
             raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
-        watchdog.puller = task = _task_of(loop)
+        watchdog.puller = task = task_of(loop)
         try:
             while True:
                 # Each pull happens in the `async for` header: the hot path is the loop body.
@@ -224,7 +227,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                         expired = limits.error("deadline", t - started, watchdog.items)
                         raise expired
                     watchdog.pull_started = t
-                    watchdog.puller = task = _task_of(loop)
+                    watchdog.puller = task = task_of(loop)
                     if forward is not None:
                         break
                 else:

@@ -7,6 +7,8 @@ import sys
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from . import _asyncio
+
 if TYPE_CHECKING:
     from ._engine import Limits
     from ._source import Source
@@ -43,17 +45,19 @@ def current_backend(what: str) -> Backend:
 
     Raises :class:`RuntimeError` naming ``what`` when neither asyncio nor trio is running.
     """
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None and _asyncio.task_of(loop) is not None:
+        return _asyncio  # in an asyncio task (trio as asyncio's guest runs in plain callbacks)
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_task():
         from . import _trio  # noqa: PLC0415 (trio is optional)
 
         return _trio
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if loop is None:
         raise RuntimeError(
             f"{what} needs a running event loop: use it inside async code run by asyncio or trio"
-        ) from None
-    from . import _asyncio  # noqa: PLC0415
-
+        )
     return _asyncio
