@@ -123,7 +123,13 @@ class _Watchdog:
     def arm(self, when: float) -> None:
         """Schedule :meth:`wake` at ``when`` (in an empty context: it needs no context variables,
         and copying the caller's for each timer would cost time and memory)."""
-        self.alarm = self.loop.call_at(when, _Watchdog.wake, self, when, context=_EMPTY_CONTEXT)
+        self.alarm = self.loop.call_at(when, self, context=_EMPTY_CONTEXT)
+
+    def __call__(self) -> None:
+        """The timer's callback (the watchdog itself: no arguments to keep per timer)."""
+        alarm = self.alarm
+        assert alarm is not None  # noqa: S101 (only a live timer calls this; stop() cancels it)
+        self.wake(alarm.when())
 
     def wake(self, when: float) -> None:
         """Run at ``when``: cancel the puller if its pull is due; otherwise re-arm for the
@@ -192,11 +198,10 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     now = _clock_of(loop)
     started = now()
     deadline_at = limits.deadline_at(started, NAME)
-    iterator = source.open()
     watchdog = _Watchdog(loop, source, limits, started, deadline_at)
     task: asyncio.Task[Any] | None = None  # the task of the latest pull
     expired: StreamTimeoutError | None = None
-    pulls: AsyncIterator[T] = iterator
+    pulls: AsyncIterator[T] = source.open()  # the source's iterator, or a forwarded pull
     forward: AsyncIterator[T] | None = None  # a forwarded asend()/athrow(), pulled next
     try:
         if started >= deadline_at:  # a zero budget, or a shared Deadline already past
@@ -217,10 +222,10 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                     except GeneratorExit:
                         raise
                     except BaseException as thrown:  # noqa: BLE001 (athrow(): forwarded to the source)
-                        forward = Once(forward_throw(iterator, thrown))
+                        forward = Once(forward_throw(source.open(), thrown))
                     else:
                         if sent is not None:
-                            forward = Once(forward_send(iterator, sent))
+                            forward = Once(forward_send(source.open(), sent))
                     # The consumer's next __anext__ (or asend/athrow) starts here.
                     t = now()
                     if t >= deadline_at:
@@ -234,9 +239,9 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                     if watchdog.fired is not None:  # the source swallowed our cancellation and ended
                         watchdog.ignored()
                         raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
-                    if pulls is iterator:
+                    if pulls is source.iterator:
                         break  # the source is exhausted
-                pulls, forward = (iterator, None) if forward is None else (forward, None)
+                pulls, forward = (source.open(), None) if forward is None else (forward, None)
         except CancelledError:
             if task is None or not watchdog.ours(task):  # not ours, or another one is pending
                 raise

@@ -159,7 +159,18 @@ def _make_limits(seconds: object, template: Limits, origin: str = "") -> Limits:
             " the limit per call works only in the decorator form: @with_deadline(lambda *a, **k: ...)"
         )
     value = check_seconds("seconds", seconds, origin=origin)
-    return Limits(value, None, template.first_item, template.idle, template.stop, template.close_timeout)
+    key = (value, template.first_item, template.idle, template.stop, template.close_timeout)
+    limits = _SHARED_LIMITS.get(key)
+    if limits is None:
+        if len(_SHARED_LIMITS) >= _SHARED_LIMITS_MAX:
+            _SHARED_LIMITS.clear()
+        limits = _SHARED_LIMITS[key] = Limits(value, None, *key[1:])
+    return limits
+
+
+_SHARED_LIMITS: Final[dict[tuple[float | None, float | None, float | None, bool, float], Limits]] = {}
+"""Streams with the same limits share one (immutable) Limits: 80 bytes less per stream."""
+_SHARED_LIMITS_MAX: Final = 256
 
 
 def _is_async_iterable(obj: object) -> bool:
