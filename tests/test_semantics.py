@@ -497,6 +497,18 @@ async def test_s9_after_a_timeout_later_pulls_end() -> None:
     assert record.closes == 1
 
 
+async def test_the_error_reports_the_items_delivered_as_an_int() -> None:
+    """``StreamTimeoutError.items`` is the exact count of items delivered, an ``int`` (the
+    asyncio backend counts in a float internally), and the message names it in words."""
+    it = aiter(with_deadline(scripted([0] * 300 + [STALL], Record()), 3))
+    for _ in range(300):
+        await anext(it)
+    with pytest.raises(StreamTimeoutError) as info:
+        await anext(it)
+    assert (type(info.value.items), info.value.items) == (int, 300)
+    assert "with 300 items delivered" in str(info.value)
+
+
 async def test_s9_on_timeout_stop_ends_quietly_after_closing(caplog: pytest.LogCaptureFixture) -> None:
     """``on_timeout="stop"``: the iteration just ends with the items so far, the source is
     closed at the deadline, and the timeout is logged at INFO."""

@@ -57,12 +57,13 @@ class Limits:
             return self.deadline.when
         return math.inf if self.seconds is None else started + self.seconds
 
-    def error(self, limit: Limit, elapsed: float, items: int) -> StreamTimeoutError:
-        """The error for ``limit`` passing ``elapsed`` seconds after the first pull."""
+    def error(self, limit: Limit, elapsed: float, items: float) -> StreamTimeoutError:
+        """The error for ``limit`` passing ``elapsed`` seconds after the first pull, with
+        ``items`` delivered (a whole number; the asyncio backend counts in a float)."""
         timeout = (
             self.seconds if limit == "deadline" else self.first_item if limit == "first_item" else self.idle
         )
-        return StreamTimeoutError(limit, math.inf if timeout is None else timeout, elapsed, items)
+        return StreamTimeoutError(limit, math.inf if timeout is None else timeout, elapsed, int(items))
 
 
 def forward_send(iterator: AsyncIterator[Any], value: object) -> Callable[[], Awaitable[Any]]:
