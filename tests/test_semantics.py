@@ -215,6 +215,33 @@ async def test_s4_first_item_does_not_bound_later_pulls_and_idle_not_the_first()
     assert await collect(with_deadline(scripted([5, 1], Record()), None, idle=2)) == [0, 1]
 
 
+async def test_s4_many_streams_are_each_cut_at_their_own_time() -> None:
+    """Forty concurrent streams, stream ``i`` with one item and then a stall, under a deadline
+    of ``2 + i/8`` s or (odd ``i``) an idle limit of ``1 + i/8`` s: each is cut at exactly its
+    own bound, by the limit it names. On trio one watchdog task serves them all, and it is
+    gone once they have ended."""
+    base = live_tasks()
+    cut: dict[int, tuple[str, float]] = {}
+    peak = 0
+
+    async def consume(i: int) -> None:
+        nonlocal peak
+        start = now()
+        stream = with_deadline(scripted([0, STALL], Record()), 2 + i / 8, idle=1 + i / 8 if i % 2 else None)
+        with pytest.raises(StreamTimeoutError) as info:
+            async for _ in stream:
+                peak = max(peak, live_tasks())
+        cut[i] = (info.value.limit, now() - start)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(consume, i)
+    assert cut == {i: ("idle", 1 + i / 8) if i % 2 else ("deadline", 2 + i / 8) for i in range(40)}
+    assert peak == base + 40 + (1 if backend() == "trio" else 0)
+    await anyio.wait_all_tasks_blocked()  # a helper task that is done has exited by then
+    assert live_tasks() == base
+
+
 async def test_s4_limits_apply_to_pulls_in_new_tasks() -> None:
     """Each pull in a new task: the watchdog cancels whichever task waits in the pull."""
     start = now()
@@ -556,8 +583,9 @@ def live_timers() -> int:
 @pytest.mark.parametrize("ending", ["timeout", "end", "aclose", "garbage"])
 async def test_s11_nothing_outlives_the_stream(ending: str) -> None:
     """After a stream ends (timeout, normal end, ``aclose``, or dropped and collected), no timer
-    handle is pending, no task is left, and no cancel scope constrains the consumer."""
-    tasks_before = len(asyncio.all_tasks()) if backend() == "asyncio" else 0
+    handle is pending, no task is left (on trio, the watchdog task exits once no stream needs
+    it), and no cancel scope constrains the consumer."""
+    tasks_before = live_tasks()
     stream = with_deadline(
         scripted([1, 1] if ending == "end" else [1, STALL], Record()), 50, first_item=5, idle=5
     )
@@ -583,8 +611,15 @@ async def test_s11_nothing_outlives_the_stream(ending: str) -> None:
             await anyio.lowlevel.checkpoint()
     assert live_timers() == 0
     assert anyio.current_effective_deadline() == math.inf
+    await anyio.wait_all_tasks_blocked()  # a helper task that is done has exited by then
+    assert live_tasks() == tasks_before
+
+
+def live_tasks() -> int:
+    """Tasks alive in the run (trio's count includes its system tasks)."""
     if backend() == "asyncio":
-        assert len(asyncio.all_tasks()) == tasks_before
+        return len(asyncio.all_tasks())
+    return trio.lowlevel.current_statistics().tasks_living
 
 
 # 13. No limit, no cost --------------------------------------------------------------------

@@ -1,14 +1,22 @@
-"""The trio backend: one cancel scope per pull, with the pull's bound as its deadline.
+"""The trio backend: a cancel scope per pull, given its deadline only when the pull nears it.
 
-Trio cancels through scopes only, so each pull runs in a fresh :class:`trio.CancelScope` whose
-deadline is the pull's bound: the cheapest correct use of cancel scopes, and no scope is ever
-open across a ``yield``. A scope that caught the cancellation turns it into
+Trio cancels through scopes only, so each pull runs in a fresh :class:`trio.CancelScope`, never
+open across a ``yield``. Registering a deadline with trio's run loop costs more than the rest of
+the pull together, so a scope is entered without one; one system task per trio run, the
+watchdog, wakes :data:`NEAR` seconds before any watched pull could be due and hands each pull
+it finds in flight its bound as the scope's deadline (re-arming lazily, like the asyncio
+backend's timer, and exiting as soon as no stream is left to watch). A pull that starts within
+:data:`NEAR` of its bound gets the deadline at once. Either way trio itself cancels the pull at
+exactly its bound, in the same pass as every other deadline of that instant: ties resolve as
+they would with a deadline on every scope. A scope that caught the cancellation turns it into
 :class:`~stream_deadline.StreamTimeoutError`; if an enclosing scope is cancelled as well, the
 consumer sees ``trio.Cancelled`` instead.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Final, TypeVar
@@ -24,6 +32,10 @@ __all__ = ["NAME", "clock", "close", "limited_stream"]
 NAME: Final = "trio"
 T = TypeVar("T")
 _inf: Final = math.inf
+
+NEAR: Final = 0.01
+"""Seconds before a pull's bound at which the watchdog gives its scope the deadline; a pull
+starting closer than this to its bound gets it at once."""
 
 
 def clock() -> Callable[[], float]:
@@ -44,6 +56,101 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return close_overran(source, close_timeout) if scope.cancelled_caught else None
 
 
+class _Watched:
+    """What the watchdog must know of one stream: its limits and the pull in flight, if any."""
+
+    __slots__ = ("deadline_at", "limits", "looks_at", "pull", "pull_bound")
+
+    def __init__(self, limits: Limits, deadline_at: float) -> None:
+        self.limits = limits
+        self.deadline_at = deadline_at
+        self.pull: trio.CancelScope | None = None  # the scope of the pull in flight, if any
+        self.pull_bound = _inf  # when that pull is due
+        self.looks_at = _inf  # when the watchdog looks at this stream next (inf: never)
+
+    def look(self, when: float) -> float:
+        """At ``when``: give the pull in flight its deadline if it is due within :data:`NEAR`;
+        return when to look again (``inf``: never), :data:`NEAR` before the earliest moment
+        a pull the stream has not yet handed to trio could be due."""
+        soonest = self.deadline_at  # a later pull could be due no sooner than this ...
+        idle = self.limits.idle
+        if idle is not None and when + idle < soonest:
+            soonest = when + idle  # ... or than a pull starting now
+        scope = self.pull
+        if scope is not None and scope.deadline == _inf:
+            if self.pull_bound - NEAR <= when:
+                scope.deadline = self.pull_bound
+            elif self.pull_bound < soonest:
+                soonest = self.pull_bound
+        return soonest - NEAR if soonest - NEAR > when else _inf
+
+
+class _Watchdog:
+    """The run's one watchdog task and the streams it watches, in the order it looks at them."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[float, int, _Watched]] = []
+        self.order = itertools.count()  # ties in the queue: first come, first served
+        self.watched = 0  # streams being watched
+        self.sleep: trio.CancelScope | None = None  # the task's sleep, while it sleeps
+
+    def watch(self, watched: _Watched, now: float) -> None:
+        """Start watching a stream whose first pull is in flight."""
+        self.watched += 1
+        self.arm(watched, watched.look(now))
+
+    def arm(self, watched: _Watched, when: float) -> None:
+        """Look at ``watched`` again at ``when`` (never, for ``inf``)."""
+        watched.looks_at = when
+        if when < _inf:
+            heapq.heappush(self.queue, (when, next(self.order), watched))
+            if self.sleep is not None and when < self.sleep.deadline:
+                self.sleep.deadline = when
+
+    def forget(self, watched: _Watched) -> None:
+        """Stop watching a stream that ended; with none left, the task exits."""
+        watched.looks_at = _inf
+        self.watched -= 1
+        if not self.watched:
+            self.queue.clear()
+            if self.sleep is not None:
+                self.sleep.cancel()
+
+    async def run(self) -> None:
+        """Sleep until the next look is due, look at every due stream, repeat; end when no
+        stream is left to watch."""
+        try:
+            while self.watched:
+                with trio.CancelScope(deadline=self.queue[0][0] if self.queue else _inf) as self.sleep:
+                    await trio.sleep_forever()
+                self.sleep = None
+                now = trio.current_time()
+                queue = self.queue
+                while queue and queue[0][0] <= now:
+                    when, _, watched = heapq.heappop(queue)
+                    if watched.looks_at == when:  # else stale: re-armed since, or forgotten
+                        self.arm(watched, watched.look(when))
+        finally:
+            self.sleep = None
+            if _WATCHDOG.get() is self:
+                _WATCHDOG.set(None)
+
+
+_WATCHDOG: Final[trio.lowlevel.RunVar[_Watchdog | None]] = trio.lowlevel.RunVar(
+    "stream_deadline_watchdog", default=None
+)
+
+
+def _watchdog() -> _Watchdog:
+    """The run's watchdog, its task started if none is running."""
+    watchdog = _WATCHDOG.get()
+    if watchdog is None:
+        watchdog = _Watchdog()
+        _WATCHDOG.set(watchdog)
+        trio.lowlevel.spawn_system_task(watchdog.run, name="stream_deadline watchdog")
+    return watchdog
+
+
 async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
     """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
     now = trio.current_time
@@ -54,6 +161,8 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     pull_next = iterator.__anext__
     pull: Callable[[], Awaitable[T]] | None = None  # set by asend()/athrow() for one pull
     items = 0
+    watched = _Watched(limits, deadline_at)
+    watchdog: _Watchdog | None = None  # started at the first pull that needs it
     expired: StreamTimeoutError | None = None
     try:
         while True:
@@ -67,7 +176,14 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 bound, limit = t + span, ("idle" if items else "first_item")
             else:
                 bound, limit = deadline_at, "deadline"
-            scope = trio.CancelScope(deadline=bound)
+            watched.pull_bound = bound
+            if bound - t <= NEAR:  # near (or zero): trio's own deadline from the start
+                watched.pull = scope = trio.CancelScope(deadline=bound)
+            else:
+                watched.pull = scope = trio.CancelScope()
+                if watchdog is None:
+                    watchdog = _watchdog()
+                    watchdog.watch(watched, t)
             try:
                 with scope:
                     if pull is None:
@@ -76,9 +192,11 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                         item = await pull()
                         pull = None
             except StopAsyncIteration:
+                watched.pull = None
                 if not (scope.cancel_called and bound > t):
                     break
                 # the source swallowed trio.Cancelled and ended: the limit still passed
+            watched.pull = None
             # A scope whose deadline had passed on entry (a zero limit) is cancelled at once,
             # but a pull that completes without a checkpoint delivers its item, as on asyncio.
             if scope.cancelled_caught or (scope.cancel_called and bound > t):
@@ -97,6 +215,9 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 if sent is not None:
                     pull = forward_send(iterator, sent)
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
+        watched.pull = None
+        if watchdog is not None:
+            watchdog.forget(watched)
         error = await ending(close, source, limits, exc, expired)
         if expired is not None:
             # A cancellation of an enclosing scope in the same instant wins over the timeout:
@@ -108,6 +229,8 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             finally:
                 error = expired = None  # no reference cycle frame -> error -> traceback -> frame
         return
+    if watchdog is not None:
+        watchdog.forget(watched)
     error = await ending(close, source, limits, None, None)
     if error is not None:
         raise error
