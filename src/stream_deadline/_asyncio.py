@@ -87,30 +87,27 @@ class _Watchdog:
         "fired",
         "items",
         "limits",
-        "loop",
         "pull_started",
         "puller",
         "source",
-        "strikes",
     )
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
         source: Source[Any],
         limits: Limits,
         started: float,
         deadline_at: float,
     ) -> None:
-        self.loop = loop
         self.source = source
         self.deadline_at = deadline_at
         self.limits = limits
         self.puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
         self.pull_started = started
         self.items = 0.0  # items delivered; a float, which counts faster (the float free list)
-        self.fired: Limit | None = None  # the limit for which the puller was cancelled
-        self.strikes = 0  # how many times it was cancelled for it
+        # The limit for which the puller was cancelled, and how many of those cancellations
+        # are not yet taken back (one slot for the two: a stream keeps thousands of these).
+        self.fired: tuple[Limit, int] | None = None
         self.alarm: asyncio.TimerHandle | None = None
         first = deadline_at
         if limits.first_item is not None and started + limits.first_item < first:
@@ -123,13 +120,13 @@ class _Watchdog:
     def arm(self, when: float) -> None:
         """Schedule :meth:`wake` at ``when`` (in an empty context: it needs no context variables,
         and copying the caller's for each timer would cost time and memory)."""
-        self.alarm = self.loop.call_at(when, self, context=_EMPTY_CONTEXT)
+        self.alarm = asyncio.get_running_loop().call_at(when, self, context=_EMPTY_CONTEXT)
 
     def __call__(self) -> None:
-        """The timer's callback (the watchdog itself: no arguments to keep per timer)."""
-        alarm = self.alarm
-        assert alarm is not None  # noqa: S101 (only a live timer calls this; stop() cancels it)
-        self.wake(alarm.when())
+        """The timer's callback (the watchdog itself: no arguments to keep per timer). The
+        loop's time now is the armed time, or later when the loop runs behind; either way a
+        bound that has passed by now is due, and a pull starting from now is due no sooner."""
+        self.wake(asyncio.get_running_loop().time())
 
     def wake(self, when: float) -> None:
         """Run at ``when``: cancel the puller if its pull is due; otherwise re-arm for the
@@ -140,6 +137,7 @@ class _Watchdog:
         puller = self.puller
         limits = self.limits
         if self.fired is not None:
+            fired, strikes = self.fired
             if puller is not None:
                 logger.warning(
                     "the source %s did not stop within close_timeout=%g s of its pull being"
@@ -147,8 +145,8 @@ class _Watchdog:
                     self.source.describe(),
                     limits.close_timeout,
                 )
-                self.strikes += 1
-                puller.cancel(f"stream_deadline: the {self.fired} limit passed")
+                self.fired = (fired, strikes + 1)
+                puller.cancel(f"stream_deadline: the {fired} limit passed")
                 self.arm(when + limits.close_timeout)
             return
         limit: Limit
@@ -158,8 +156,7 @@ class _Watchdog:
             if span is not None and self.pull_started + span < bound:
                 bound, limit = self.pull_started + span, ("idle" if self.items else "first_item")
             if bound <= when:
-                self.fired = limit
-                self.strikes = 1
+                self.fired = (limit, 1)
                 puller.cancel(f"stream_deadline: the {limit} limit passed")
                 if limits.close_timeout < _inf:
                     self.arm(when + limits.close_timeout)
@@ -174,10 +171,11 @@ class _Watchdog:
         back (``Task.uncancel()``) and say whether none from elsewhere is pending."""
         if self.fired is None:
             return False
+        fired, strikes = self.fired
         pending = task.cancelling()
-        for _ in range(self.strikes):
+        for _ in range(strikes):
             pending = task.uncancel()
-        self.strikes = 0  # taken back: a second call changes nothing
+        self.fired = (fired, 0)  # taken back: a second call changes nothing
         return pending == 0
 
     def ignored(self) -> None:
@@ -198,7 +196,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     now = _clock_of(loop)
     started = now()
     deadline_at = limits.deadline_at(started, NAME)
-    watchdog = _Watchdog(loop, source, limits, started, deadline_at)
+    watchdog = _Watchdog(source, limits, started, deadline_at)
     task: asyncio.Task[Any] | None = None  # the task of the latest pull
     expired: StreamTimeoutError | None = None
     pulls: AsyncIterator[T] = source.open()  # the source's iterator, or a forwarded pull
@@ -246,7 +244,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             if task is None or not watchdog.ours(task):  # not ours, or another one is pending
                 raise
             assert watchdog.fired is not None  # noqa: S101 (ours() says it fired)
-            expired = limits.error(watchdog.fired, now() - started, watchdog.items)
+            expired = limits.error(watchdog.fired[0], now() - started, watchdog.items)
             raise expired from None
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watchdog.stop()
