@@ -10,6 +10,11 @@ order alternating between rounds), the overhead being the median over the rounds
   ``_astream`` yields chunks without any I/O; the deadlined variant decorates ``_astream``
   with ``@with_deadline(lambda self, *a, **k: self.stream_timeout)``, as the README shows.
   LangChain pulls every chunk of a chain in a fresh task, so this also exercises task hopping.
+
+Each workload also runs through the cheapest wrapper conceivable, as a floor: a pass-through
+async generator (``async for x in src: yield x``), which any wrapper that can turn the
+source's cancellation into its own error must at least be; on trio also a plain
+``trio.CancelScope()`` around each pull, the least any cancel-based limit needs there.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import asyncio
 import gc
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 import trio.lowlevel
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["Overhead", "run_b2_chain", "run_b2_loop"]
 
 LONG: Final = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +116,30 @@ async def yielding_trio(n: int) -> AsyncIterator[int]:
         yield i
 
 
+async def pass_through(source: AsyncIterator[T]) -> AsyncIterator[T]:
+    """The floor of any wrapper: one async generator layer that does nothing."""
+    async for item in source:
+        yield item
+
+
+async def scope_per_pull(source: AsyncIterator[T]) -> AsyncIterator[T]:
+    """The floor of any cancel-based limit on trio: a plain cancel scope around each pull."""
+    pull = source.__anext__
+    while True:
+        with trio.CancelScope():
+            try:
+                item = await pull()
+            except StopAsyncIteration:
+                return
+        yield item
+
+
+FLOOR: Final = "floor: pass-through generator"
+TRIO_FLOOR: Final = "floor: CancelScope per pull"
+
+
 def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = print) -> list[Overhead]:
-    """The loop-yielding source, plain and through ``with_deadline`` (b) and (c)."""
+    """The loop-yielding source, plain, through the floors and through ``with_deadline`` (b), (c)."""
     make = yielding_trio if backend == "trio" else yielding_asyncio
 
     async def drain(wrap: Callable[[AsyncIterator[int]], AsyncIterator[int]], items: int) -> None:
@@ -119,8 +147,12 @@ def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] =
             pass
 
     def drains(items: int) -> dict[str, Callable[[], Awaitable[None]]]:
+        floors: dict[str, Callable[[], Awaitable[None]]] = {FLOOR: lambda: drain(pass_through, items)}
+        if backend == "trio":
+            floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
         return {
             "plain": lambda: drain(lambda s: s, items),
+            **floors,
             "(b) deadline": lambda: drain(lambda s: with_deadline(s, LONG), items),
             "(c) all limits": lambda: drain(
                 lambda s: with_deadline(s, LONG, first_item=LONG, idle=LONG), items
@@ -171,6 +203,20 @@ class FakeStreamingModel(BaseChatModel):
             yield chunk
 
 
+class PassThroughStreamingModel(FakeStreamingModel):
+    """The same model with its chunks passed through one more async generator: the floor."""
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,  # noqa: ANN401 (BaseChatModel's signature)
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in pass_through(super()._astream(messages, stop, run_manager, **kwargs)):
+            yield chunk
+
+
 class DeadlinedStreamingModel(FakeStreamingModel):
     """The same model with its ``_astream`` under ``with_deadline(self.stream_timeout)``."""
 
@@ -194,6 +240,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
 
     def drains(chunks: int) -> dict[str, Callable[[], Awaitable[None]]]:
         plain = PROMPT | FakeStreamingModel(chunks=chunks)
+        floor = PROMPT | PassThroughStreamingModel(chunks=chunks)
         deadlined = PROMPT | DeadlinedStreamingModel(chunks=chunks)
 
         async def drain(chain: Runnable[dict[str, str], BaseMessage]) -> None:
@@ -203,7 +250,11 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
             if count < chunks:
                 raise AssertionError(f"the chain streamed {count} chunks, not {chunks}")
 
-        return {"plain": lambda: drain(plain), "(b) deadline": lambda: drain(deadlined)}
+        return {
+            "plain": lambda: drain(plain),
+            FLOOR: lambda: drain(floor),
+            "(b) deadline": lambda: drain(deadlined),
+        }
 
     async def main() -> dict[str, list[float]]:
         await _timed_rounds(drains(min(n, 100)), 2)  # warm-up
