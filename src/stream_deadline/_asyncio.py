@@ -243,9 +243,15 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
         except CancelledError:
             if task is None or not watchdog.ours(task):  # not ours, or another one is pending
                 raise
-            assert watchdog.fired is not None  # noqa: S101 (ours() says it fired)
+        if watchdog.fired is not None:  # cut by the watchdog (its CancelledError is gone by now)
+            # A cancellation requested in the same tick as ours but not yet delivered (anyio's
+            # scopes deliver on the next loop iteration) wins over the timeout: let it land
+            # before anything is built (with thousands of streams cut at once, what each
+            # holds across this turn of the loop adds up to collections).
+            watchdog.stop()
+            await asyncio.sleep(0)
             expired = limits.error(watchdog.fired[0], now() - started, watchdog.items)
-            raise expired from None
+            raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watchdog.stop()
         if task is not None:
@@ -253,9 +259,8 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             # with asyncio.timeout, but the cancellation is taken back all the same.
             watchdog.ours(task)
         error = await ending(close, source, limits, exc, expired)
-        if expired is not None:
-            # A cancellation requested in the same tick as ours but not yet delivered (anyio's
-            # scopes deliver on the next loop iteration) wins over the timeout: let it land.
+        if expired is not None and watchdog.fired is None:
+            # Found by the pull's own check: as above, let a cancellation of this same tick land.
             await asyncio.sleep(0)
         if error is not None:
             try:
