@@ -3,6 +3,7 @@ of ``asend``/``athrow``, and the package metadata."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import pickle
@@ -13,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+import trio
 
 import stream_deadline
 from stream_deadline import Deadline, DeadlineStream, StreamTimeoutError, with_deadline
@@ -370,3 +372,16 @@ def test_the_public_names_are_exported() -> None:
     assert {"with_deadline", "Deadline", "StreamTimeoutError", "DeadlineStream"} <= set(
         stream_deadline.__all__
     )
+
+
+def test_the_first_pull_may_be_made_before_the_loop_runs() -> None:
+    """``anext(stream)`` and ``stream.asend(None)`` made outside any event loop and run by
+    ``asyncio.run`` / ``trio.run`` work: the backend is picked when the pull runs, not when
+    the awaitable is made (as with an async generator)."""
+
+    async def source() -> AsyncGenerator[int, None]:
+        yield 7
+
+    assert asyncio.run(anext(with_deadline(source(), 5))) == 7
+    assert asyncio.run(with_deadline(source(), 5).asend(None)) == 7
+    assert trio.run(anext, with_deadline(source(), 5)) == 7
