@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
 import math
 import sys
 import time
+import weakref
 from asyncio import CancelledError
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Final, TypeVar
@@ -75,14 +77,102 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return None
 
 
+class _Alarms:
+    """The watchdogs of one event loop, in one queue behind one timer handle.
+
+    Arming a watchdog is a push onto the queue (no timer handle per stream, which would also
+    be ordered by a Python-level ``__lt__`` in the loop's own heap); the one handle is armed
+    for the queue's earliest entry. Entries of watchdogs re-armed or stopped since are skipped
+    when they come up, and dropped wholesale once they outnumber the live ones. With no live
+    watchdog left, the handle is cancelled and the loop forgotten.
+    """
+
+    __slots__ = ("at", "handle", "live", "loop", "queue")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: list[tuple[float, _Watchdog]] = []
+        self.live = 0  # watchdogs armed
+        self.handle: asyncio.Handle | None = None
+        self.at = _inf  # when the handle runs
+
+    def arm(self, watchdog: _Watchdog, when: float) -> None:
+        """Wake ``watchdog`` at ``when``, instead of whenever it was to wake before."""
+        if watchdog.alarm_at == _inf:
+            self.live += 1
+        watchdog.alarm_at = when
+        heapq.heappush(self.queue, (when, watchdog))
+        if when < self.at:
+            self.schedule(when)
+
+    def disarm(self, watchdog: _Watchdog) -> None:
+        """Do not wake ``watchdog`` any more."""
+        if watchdog.alarm_at < _inf:
+            watchdog.alarm_at = _inf
+            self.live -= 1
+            if not self.live:
+                self.close()
+            elif len(self.queue) > 2 * self.live + 64:
+                self.queue = [entry for entry in self.queue if entry[1].alarm_at == entry[0]]
+                heapq.heapify(self.queue)
+
+    def schedule(self, when: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.at = when
+        # In an empty context: the callback needs no context variables.
+        self.handle = self.loop.call_at(when, self.fire, context=_EMPTY_CONTEXT)
+
+    def fire(self) -> None:
+        """The handle's callback: wake every watchdog that is due, then re-arm the handle."""
+        self.handle, self.at = None, _inf
+        now = self.loop.time()  # the armed time, or later when the loop runs behind
+        queue = self.queue
+        due = []
+        while queue and queue[0][0] <= now:
+            when, watchdog = heapq.heappop(queue)
+            if watchdog.alarm_at == when:  # else re-armed or stopped since
+                watchdog.alarm_at = _inf
+                self.live -= 1
+                due.append(watchdog)
+        for watchdog in due:  # after the loop above: what they re-arm for now waits a turn
+            watchdog.wake(now)
+        while queue and queue[0][1].alarm_at != queue[0][0]:
+            heapq.heappop(queue)
+        if queue:
+            self.schedule(queue[0][0])
+        elif not self.live:
+            self.close()
+
+    def close(self) -> None:
+        """No watchdog left: cancel the handle, forget the loop."""
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle, self.at = None, _inf
+        self.queue.clear()
+        if _ALARMS.get(self.loop) is self:
+            del _ALARMS[self.loop]
+
+
+_ALARMS: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Alarms]] = weakref.WeakKeyDictionary()
+
+
+def _alarms(loop: asyncio.AbstractEventLoop) -> _Alarms:
+    alarms = _ALARMS.get(loop)
+    if alarms is None:
+        alarms = _ALARMS[loop] = _Alarms(loop)
+    return alarms
+
+
 class _Watchdog:
-    """The stream's one timer, and what it must know of the pull in flight.
+    """What the loop's alarms must know of one stream and of its pull in flight.
 
     The generator notes each pull's task and start here; :meth:`wake` runs at the armed time.
     """
 
     __slots__ = (
-        "alarm",
+        "alarm_at",
+        "alarms",
         "deadline_at",
         "fired",
         "items",
@@ -94,11 +184,13 @@ class _Watchdog:
 
     def __init__(
         self,
+        alarms: _Alarms,
         source: Source[Any],
         limits: Limits,
         started: float,
         deadline_at: float,
     ) -> None:
+        self.alarms = alarms
         self.source = source
         self.deadline_at = deadline_at
         self.limits = limits
@@ -108,32 +200,28 @@ class _Watchdog:
         # The limit for which the puller was cancelled, and how many of those cancellations
         # are not yet taken back (one slot for the two: a stream keeps thousands of these).
         self.fired: tuple[Limit, int] | None = None
-        self.alarm: asyncio.TimerHandle | None = None
+        self.alarm_at = _inf  # when the alarms wake this watchdog (inf: never)
         first = deadline_at
         if limits.first_item is not None and started + limits.first_item < first:
             first = started + limits.first_item
         if limits.idle is not None and started + limits.idle < first:
             first = started + limits.idle
         if first < _inf:
-            self.arm(first)
+            alarms.arm(self, first)
+
+    def __lt__(self, other: _Watchdog) -> bool:
+        """Queue entries of the same time are equal, whichever watchdog they hold."""
+        return False
 
     def arm(self, when: float) -> None:
-        """Schedule :meth:`wake` at ``when`` (in an empty context: it needs no context variables,
-        and copying the caller's for each timer would cost time and memory)."""
-        self.alarm = asyncio.get_running_loop().call_at(when, self, context=_EMPTY_CONTEXT)
-
-    def __call__(self) -> None:
-        """The timer's callback (the watchdog itself: no arguments to keep per timer). The
-        loop's time now is the armed time, or later when the loop runs behind; either way a
-        bound that has passed by now is due, and a pull starting from now is due no sooner."""
-        self.wake(asyncio.get_running_loop().time())
+        """Wake at ``when``."""
+        self.alarms.arm(self, when)
 
     def wake(self, when: float) -> None:
         """Run at ``when``: cancel the puller if its pull is due; otherwise re-arm for the
         earliest moment any pull, this one or a later one, could be due. Once fired, cancel
         again every ``close_timeout`` while the pull still does not end (a source whose cleanup
         awaits after the first cancellation)."""
-        self.alarm = None
         puller = self.puller
         limits = self.limits
         if self.fired is not None:
@@ -185,9 +273,7 @@ class _Watchdog:
     def stop(self) -> None:
         """Disarm: the stream has ended."""
         self.puller = None
-        if self.alarm is not None:
-            self.alarm.cancel()
-            self.alarm = None
+        self.alarms.disarm(self)
 
 
 async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
@@ -196,7 +282,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     now = _clock_of(loop)
     started = now()
     deadline_at = limits.deadline_at(started, NAME)
-    watchdog = _Watchdog(source, limits, started, deadline_at)
+    watchdog = _Watchdog(_alarms(loop), source, limits, started, deadline_at)
     task: asyncio.Task[Any] | None = None  # the task of the latest pull
     expired: StreamTimeoutError | None = None
     pulls: AsyncIterator[T] = source.open()  # the source's iterator, or a forwarded pull
