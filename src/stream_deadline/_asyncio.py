@@ -128,7 +128,7 @@ class _Alarms:
         self.handle, self.at = None, _inf
         now = self.loop.time()  # the armed time, or later when the loop runs behind
         queue = self.queue
-        due = []
+        due: list[_Watchdog] = []
         while queue and queue[0][0] <= now:
             when, watchdog = heapq.heappop(queue)
             if watchdog.alarm_at == when:  # else re-armed or stopped since
