@@ -2,13 +2,14 @@
 
 Trio cancels through scopes only, so each pull runs in a fresh :class:`trio.CancelScope`, never
 open across a ``yield``. Registering a deadline with trio's run loop costs more than the rest of
-the pull together, so a scope is entered without one; one system task per trio run, the
-watchdog, wakes :data:`NEAR` seconds before any watched pull could be due and hands each pull
-it finds in flight its bound as the scope's deadline (re-arming lazily, like the asyncio
-backend's timer, and exiting as soon as no stream is left to watch). A pull that starts within
-:data:`NEAR` of its bound gets the deadline at once. Either way trio itself cancels the pull at
-exactly its bound, in the same pass as every other deadline of that instant: ties resolve as
-they would with a deadline on every scope. A scope that caught the cancellation turns it into
+the pull together, so a scope is entered without one, and one system task per trio run, the
+watchdog, hands a pull its bound as the scope's deadline :data:`NEAR` seconds before the bound,
+if the pull is still in flight then. A pull that starts within :data:`NEAR` of its bound gets the
+deadline at once. Either way trio itself cancels the pull at exactly its bound, in the same pass
+as every other deadline of that instant: ties resolve as they would with a deadline on every
+scope. Each pull makes sure a look is due in time (a push onto the watchdog's queue only when
+none is); the watchdog exits as soon as no stream is left, and when the run ends it hands every
+pull in flight its deadline. A scope that caught the cancellation turns it into
 :class:`~stream_deadline.StreamTimeoutError`; if an enclosing scope is cancelled as well, the
 consumer sees ``trio.Cancelled`` instead.
 """
@@ -35,7 +36,7 @@ _inf: Final = math.inf
 
 NEAR: Final = 0.01
 """Seconds before a pull's bound at which the watchdog gives its scope the deadline; a pull
-starting closer than this to its bound gets it at once."""
+starting this close to its bound, or closer, gets it at once."""
 
 
 def clock() -> Callable[[], float]:
@@ -57,53 +58,55 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
 
 
 class _Watched:
-    """What the watchdog must know of one stream: its limits and the pull in flight, if any."""
+    """What the watchdog must know of one stream: the pull in flight, if any, and its bound."""
 
-    __slots__ = ("deadline_at", "limits", "looks_at", "pull", "pull_bound")
+    __slots__ = ("looks_at", "pull", "pull_bound")
 
-    def __init__(self, limits: Limits, deadline_at: float) -> None:
-        self.limits = limits
-        self.deadline_at = deadline_at
+    def __init__(self) -> None:
         self.pull: trio.CancelScope | None = None  # the scope of the pull in flight, if any
         self.pull_bound = _inf  # when that pull is due
         self.looks_at = _inf  # when the watchdog looks at this stream next (inf: never)
 
     def look(self, when: float) -> float:
-        """At ``when``: give the pull in flight its deadline if it is due within :data:`NEAR`;
-        return when to look again (``inf``: never), :data:`NEAR` before the earliest moment
-        a pull the stream has not yet handed to trio could be due."""
-        soonest = self.deadline_at  # a later pull could be due no sooner than this ...
-        idle = self.limits.idle
-        if idle is not None and when + idle < soonest:
-            soonest = when + idle  # ... or than a pull starting now
+        """At ``when``: give the pull in flight its bound as its scope's deadline if the bound
+        is :data:`NEAR` away or less; return when to look again (``inf``: no need)."""
         scope = self.pull
-        if scope is not None and scope.deadline == _inf:
-            if self.pull_bound - NEAR <= when:
-                scope.deadline = self.pull_bound
-            elif self.pull_bound < soonest:
-                soonest = self.pull_bound
-        return soonest - NEAR if soonest - NEAR > when else _inf
+        if scope is None or scope.deadline != _inf:
+            return _inf  # between pulls (the next pull arms its own look), or handed over
+        hand_at = self.pull_bound - NEAR
+        if hand_at <= when:
+            scope.deadline = self.pull_bound
+            return _inf
+        return hand_at
 
 
 class _Watchdog:
-    """The run's one watchdog task and the streams it watches, in the order it looks at them."""
+    """The run's one watchdog task and the streams it watches, in the order it looks at them.
+
+    Invariant: a pull in a scope without a deadline has a look due no later than ``NEAR``
+    before its bound (the consumer arms it when the pull starts, if none is due by then).
+    """
 
     def __init__(self) -> None:
         self.queue: list[tuple[float, int, _Watched]] = []
         self.order = itertools.count()  # ties in the queue: first come, first served
         self.watched = 0  # streams being watched
         self.sleep: trio.CancelScope | None = None  # the task's sleep, while it sleeps
+        self.closed = False  # the task is gone (the run is ending): scopes take their deadlines
 
-    def watch(self, watched: _Watched, now: float) -> None:
-        """Start watching a stream whose first pull is in flight."""
+    def watch(self) -> None:
+        """Count a stream in (at its first pull that needs the watchdog)."""
         self.watched += 1
-        self.arm(watched, watched.look(now))
 
     def arm(self, watched: _Watched, when: float) -> None:
-        """Look at ``watched`` again at ``when`` (never, for ``inf``)."""
+        """Look at ``watched`` at ``when`` (never, for ``inf``), instead of when it was due."""
         watched.looks_at = when
         if when < _inf:
-            heapq.heappush(self.queue, (when, next(self.order), watched))
+            queue = self.queue
+            heapq.heappush(queue, (when, next(self.order), watched))
+            if len(queue) > 2 * self.watched + 64:  # mostly stale entries: keep the live ones
+                self.queue = queue = [entry for entry in queue if entry[2].looks_at == entry[0]]
+                heapq.heapify(queue)
             if self.sleep is not None and when < self.sleep.deadline:
                 self.sleep.deadline = when
 
@@ -118,7 +121,8 @@ class _Watchdog:
 
     async def run(self) -> None:
         """Sleep until the next look is due, look at every due stream, repeat; end when no
-        stream is left to watch."""
+        stream is left to watch. Cancelled (the run is ending), hand every pull in flight its
+        deadline and stay behind as a closed watchdog, so that later pulls take theirs too."""
         try:
             while self.watched:
                 with trio.CancelScope(deadline=self.queue[0][0] if self.queue else _inf) as self.sleep:
@@ -129,10 +133,18 @@ class _Watchdog:
                 while queue and queue[0][0] <= now:
                     when, _, watched = heapq.heappop(queue)
                     if watched.looks_at == when:  # else stale: re-armed since, or forgotten
-                        self.arm(watched, watched.look(when))
+                        self.arm(watched, watched.look(now))
+                        queue = self.queue  # arm() may have compacted it
+        except BaseException:
+            self.closed = True
+            for _, _, watched in self.queue:
+                if watched.pull is not None and watched.pull.deadline == _inf:
+                    watched.pull.deadline = watched.pull_bound
+            self.queue.clear()
+            raise
         finally:
             self.sleep = None
-            if _WATCHDOG.get() is self:
+            if not self.closed and _WATCHDOG.get() is self:
                 _WATCHDOG.set(None)
 
 
@@ -142,12 +154,15 @@ _WATCHDOG: Final[trio.lowlevel.RunVar[_Watchdog | None]] = trio.lowlevel.RunVar(
 
 
 def _watchdog() -> _Watchdog:
-    """The run's watchdog, its task started if none is running."""
+    """The run's watchdog, its task started if none is running (closed if none can start)."""
     watchdog = _WATCHDOG.get()
     if watchdog is None:
         watchdog = _Watchdog()
+        try:
+            trio.lowlevel.spawn_system_task(watchdog.run, name="stream_deadline watchdog")
+        except RuntimeError:  # the run is ending (an async generator finalized at its end)
+            watchdog.closed = True
         _WATCHDOG.set(watchdog)
-        trio.lowlevel.spawn_system_task(watchdog.run, name="stream_deadline watchdog")
     return watchdog
 
 
@@ -161,7 +176,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     pull_next = iterator.__anext__
     pull: Callable[[], Awaitable[T]] | None = None  # set by asend()/athrow() for one pull
     items = 0
-    watched = _Watched(limits, deadline_at)
+    watched = _Watched()
     watchdog: _Watchdog | None = None  # started at the first pull that needs it
     expired: StreamTimeoutError | None = None
     try:
@@ -177,13 +192,18 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             else:
                 bound, limit = deadline_at, "deadline"
             watched.pull_bound = bound
-            if bound - t <= NEAR:  # near (or zero): trio's own deadline from the start
+            hand_at = bound - NEAR  # when the scope must get its deadline, at the latest
+            if hand_at <= t:  # near (or zero): trio's own deadline from the start
                 watched.pull = scope = trio.CancelScope(deadline=bound)
             else:
                 watched.pull = scope = trio.CancelScope()
                 if watchdog is None:
                     watchdog = _watchdog()
-                    watchdog.watch(watched, t)
+                    watchdog.watch()
+                if watchdog.closed:
+                    scope.deadline = bound
+                elif watched.looks_at > hand_at:  # no look due in time: arm one
+                    watchdog.arm(watched, hand_at)
             try:
                 with scope:
                     if pull is None:
