@@ -87,10 +87,12 @@ class _Alarms:
     watchdog left, the handle is cancelled and the loop forgotten.
     """
 
-    __slots__ = ("at", "handle", "live", "loop", "queue")
+    __slots__ = ("__weakref__", "at", "handle", "live", "loop", "queue")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weakly: a loop closed with streams still open (no shutdown_asyncgens) is then garbage
+        # together with everything here, which its timer handle and its tasks keep.
+        self.loop = weakref.ref(loop)
         self.queue: list[tuple[float, _Watchdog]] = []
         self.live = 0  # watchdogs armed
         self.handle: asyncio.Handle | None = None
@@ -120,13 +122,19 @@ class _Alarms:
         if self.handle is not None:
             self.handle.cancel()
         self.at = when
-        # In an empty context: the callback needs no context variables.
-        self.handle = self.loop.call_at(when, self.fire, context=_EMPTY_CONTEXT)
+        loop = self.loop()
+        if loop is not None:  # (a loop gone with streams still open: nothing left to wake)
+            # In an empty context: the callback needs no context variables.
+            self.handle = loop.call_at(when, self.fire, context=_EMPTY_CONTEXT)
 
     def fire(self) -> None:
         """The handle's callback: wake every watchdog that is due, then re-arm the handle."""
+        at = self.at
         self.handle, self.at = None, _inf
-        now = self.loop.time()  # the armed time, or later when the loop runs behind
+        loop = self.loop()
+        # The armed time counts as reached, even on a clock that reads a little earlier (a
+        # virtual or coarse clock standing on its tick); later when the loop runs behind.
+        now = at if loop is None else max(at, loop.time())
         queue = self.queue
         due: list[_Watchdog] = []
         while queue and queue[0][0] <= now:
@@ -150,17 +158,19 @@ class _Alarms:
             self.handle.cancel()
         self.handle, self.at = None, _inf
         self.queue.clear()
-        if _ALARMS.get(self.loop) is self:
-            del _ALARMS[self.loop]
+        loop = self.loop()
+        if loop is not None and _ALARMS.get(id(loop)) is self:
+            del _ALARMS[id(loop)]
 
 
-_ALARMS: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Alarms]] = weakref.WeakKeyDictionary()
+_ALARMS: Final[weakref.WeakValueDictionary[int, _Alarms]] = weakref.WeakValueDictionary()
+"""Each loop's alarms, by ``id(loop)``; held only by its streams and its timer handle."""
 
 
 def _alarms(loop: asyncio.AbstractEventLoop) -> _Alarms:
-    alarms = _ALARMS.get(loop)
-    if alarms is None:
-        alarms = _ALARMS[loop] = _Alarms(loop)
+    alarms = _ALARMS.get(id(loop))
+    if alarms is None or alarms.loop() is not loop:  # (none yet, or a dead loop's id reused)
+        alarms = _ALARMS[id(loop)] = _Alarms(loop)
     return alarms
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Concatenate, Final, Literal, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
@@ -76,19 +76,14 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
     def __aiter__(self) -> AsyncIterator[T_co]:
         return self._generator()
 
-    def __anext__(self) -> Coroutine[Any, Any, T_co]:
-        # Once started, the generator's own awaitable rather than a coroutine around it (one
-        # object less per pull); before, a coroutine, so that the backend is picked when it
-        # runs in the event loop (as in `asyncio.run(anext(stream))`), not when it is made.
-        gen = self._gen
-        return self._asend(None) if gen is None else gen.__anext__()
+    async def __anext__(self) -> T_co:
+        # A coroutine, not the generator's own awaitable: a task cancelled before its first
+        # step then ends without touching the generator (CPython 3.11 would throw the
+        # cancellation into an unstarted asend(), at the generator's `yield`, as if athrow()).
+        return await self._generator().__anext__()
 
-    def asend(self, value: Any, /) -> Coroutine[Any, Any, T_co]:  # noqa: ANN401 (any value the source takes)
+    async def asend(self, value: Any, /) -> T_co:  # noqa: ANN401 (any value the source takes)
         """Send ``value`` to the source's ``yield`` and return its next item, under the same limits."""
-        gen = self._gen
-        return self._asend(value) if gen is None else gen.asend(value)
-
-    async def _asend(self, value: Any) -> T_co:  # noqa: ANN401 (any value the source takes)
         return await self._generator().asend(value)
 
     @overload

@@ -1,0 +1,97 @@
+"""The asyncio backend's shared alarms and the stream's awaitables: cases an independent review
+found (differential fuzzing against the previous backend)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import AsyncGenerator
+
+import looptime
+import pytest
+
+from stream_deadline import StreamTimeoutError, with_deadline
+
+
+async def counting(seen: list[str]) -> AsyncGenerator[int, None]:
+    """0, 1, 2, ... 10 ms apart; notes what is thrown in at its ``yield``."""
+    i = 0
+    while True:
+        try:
+            yield i
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+            raise
+        i += 1
+        await asyncio.sleep(0.01)
+
+
+def test_a_pull_task_cancelled_before_it_starts_leaves_the_stream_alone() -> None:
+    """``create_task(anext(stream))`` cancelled before its first step ends as cancelled
+    without touching the stream: nothing is thrown into the source, and the next pull goes on
+    (CPython 3.11 throws such a cancellation into an unstarted ``asend()`` at the generator's
+    ``yield``, as if it were ``athrow()``: the stream's ``__anext__`` must not hand that out)."""
+    seen: list[str] = []
+
+    async def main() -> tuple[bool, int]:
+        stream = with_deadline(counting(seen), 10)
+        await anext(stream)
+        task = asyncio.create_task(anext(stream))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        after = await anext(stream)
+        await stream.aclose()
+        return task.cancelled(), after
+
+    assert asyncio.run(main()) == (True, 1)
+    assert seen == ["GeneratorExit"]  # from the aclose() only
+
+
+def test_a_bound_a_hair_past_the_virtual_clocks_tick_is_still_reached() -> None:
+    """On looptime the clock stands on ticks: a deadline of 0.1 + 0.2 s = 0.30000000000000004
+    is due at the tick 0.3, even while the source keeps the loop busy (it never idles, so the
+    clock never moves past the tick): the alarm's own time counts as reached."""
+
+    async def busy() -> AsyncGenerator[int, None]:
+        await asyncio.sleep(0.2)
+        while True:  # noqa: ASYNC110 (a keep-alive that never yields an item)
+            await asyncio.sleep(0)
+        yield 0  # pragma: no cover
+
+    async def main() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.1)
+        with pytest.raises(StreamTimeoutError) as info:
+            await anext(with_deadline(busy(), 0.2))
+        return info.value.limit, loop.time()
+
+    loop = looptime.patch_event_loop(asyncio.new_event_loop())
+    try:
+        limit, at = loop.run_until_complete(asyncio.wait_for(main(), 5))
+    finally:
+        loop.close()
+    assert (limit, at) == ("deadline", pytest.approx(0.3))
+
+
+def test_a_loop_closed_with_a_stream_open_is_not_kept_alive() -> None:
+    """A loop closed without ``shutdown_asyncgens()`` while a stream's alarm is armed is freed
+    once nothing else holds it: the per-loop alarms do not keep their loop alive."""
+    seen: list[str] = []
+    refs = []
+    for _ in range(3):
+        loop = asyncio.new_event_loop()
+        keep = []
+
+        async def open_one(keep: list[object]) -> None:
+            stream = with_deadline(counting(seen), 60, idle=5)
+            await anext(stream)
+            keep.append(stream)
+
+        loop.run_until_complete(open_one(keep))
+        loop.close()
+        refs.append(weakref.ref(loop))
+        del loop, keep
+        gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]
