@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
+import threading
 import weakref
 from collections.abc import AsyncGenerator
 
@@ -95,3 +97,72 @@ def test_a_loop_closed_with_a_stream_open_is_not_kept_alive() -> None:
         del loop, keep
         gc.collect()
     assert [ref() for ref in refs] == [None, None, None]
+
+
+def test_two_loops_in_two_threads_cut_every_stream() -> None:
+    """Two event loops in two threads, each with many streams cut by their deadline at about
+    the same moment: every stream is cut, and no alarm callback fails (each loop's alarms run
+    in a context of their own; one shared context cannot be entered by two threads at once,
+    and a lost callback would leave every later stream of that loop uncut)."""
+    errors: list[object] = []
+    outcomes: list[list[str]] = []
+
+    async def many() -> list[str]:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+
+        async def one() -> str:
+            try:
+                async for _ in with_deadline(counting([]), 0.05):
+                    pass
+            except StreamTimeoutError as exc:
+                return exc.limit
+            return "ended"
+
+        async with asyncio.timeout(10):
+            return list(await asyncio.gather(*(one() for _ in range(1_500))))
+
+    threads = [threading.Thread(target=lambda: outcomes.append(asyncio.run(many()))) for _ in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: inside the alarms' callbacks too
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert [set(o) for o in outcomes] == [{"deadline"}, {"deadline"}]
+
+
+def test_an_ended_stream_lets_go_of_its_source() -> None:
+    """A stream that ended releases its source at once, even while other streams keep the
+    loop's alarm queue (where the ended stream's entry may linger) alive."""
+
+    class Big:
+        """A source that is nothing but its size."""
+
+        def __aiter__(self) -> Big:
+            return self
+
+        async def __anext__(self) -> int:
+            await asyncio.sleep(0.01)
+            return 0
+
+    async def main() -> list[object]:
+        keep = with_deadline(counting([]), 60)
+        await anext(keep)  # one live stream: the queue stays
+        refs = []
+        for _ in range(5):
+            source = Big()
+            refs.append(weakref.ref(source))
+            stream = with_deadline(source, 60)
+            await anext(stream)
+            await stream.aclose()
+            del source, stream
+        gc.collect()
+        alive = [ref() for ref in refs]
+        await keep.aclose()
+        return alive
+
+    assert asyncio.run(main()) == [None] * 5

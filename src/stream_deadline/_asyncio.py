@@ -32,7 +32,6 @@ NAME: Final = "asyncio"
 T = TypeVar("T")
 _inf: Final = math.inf
 
-_EMPTY_CONTEXT: Final = contextvars.Context()
 
 task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
 if sys.version_info >= (3, 12):
@@ -87,12 +86,15 @@ class _Alarms:
     watchdog left, the handle is cancelled and the loop forgotten.
     """
 
-    __slots__ = ("__weakref__", "at", "handle", "live", "loop", "queue")
+    __slots__ = ("__weakref__", "at", "context", "handle", "live", "loop", "queue")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: a loop closed with streams still open (no shutdown_asyncgens) is then garbage
         # together with everything here, which its timer handle and its tasks keep.
         self.loop = weakref.ref(loop)
+        # The callback's own empty context: it needs no context variables, and a context
+        # shared with another loop's alarms could not be entered by both threads at once.
+        self.context = contextvars.Context()
         self.queue: list[tuple[float, _Watchdog]] = []
         self.live = 0  # watchdogs armed
         self.handle: asyncio.Handle | None = None
@@ -124,8 +126,7 @@ class _Alarms:
         self.at = when
         loop = self.loop()
         if loop is not None:  # (a loop gone with streams still open: nothing left to wake)
-            # In an empty context: the callback needs no context variables.
-            self.handle = loop.call_at(when, self.fire, context=_EMPTY_CONTEXT)
+            self.handle = loop.call_at(when, self.fire, context=self.context)
 
     def fire(self) -> None:
         """The handle's callback: wake every watchdog that is due, then re-arm the handle."""
@@ -201,7 +202,7 @@ class _Watchdog:
         deadline_at: float,
     ) -> None:
         self.alarms = alarms
-        self.source = source
+        self.source: Source[Any] | None = source  # None once stopped (its entry may linger)
         self.deadline_at = deadline_at
         self.limits = limits
         self.puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
@@ -240,7 +241,7 @@ class _Watchdog:
                 logger.warning(
                     "the source %s did not stop within close_timeout=%g s of its pull being"
                     " cancelled; cancelling it again",
-                    self.source.describe(),
+                    self.describe(),
                     limits.close_timeout,
                 )
                 self.fired = (fired, strikes + 1)
@@ -278,11 +279,17 @@ class _Watchdog:
 
     def ignored(self) -> None:
         """Log that the source swallowed the cancellation of its pull and went on."""
-        logger.warning("the source %s ignored the cancellation of its pull", self.source.describe())
+        logger.warning("the source %s ignored the cancellation of its pull", self.describe())
+
+    def describe(self) -> str:
+        """Name the source for log messages."""
+        return "(closed)" if self.source is None else self.source.describe()
 
     def stop(self) -> None:
-        """Disarm: the stream has ended."""
+        """Disarm: the stream has ended. Let go of the source too: the queue entry may stay
+        behind until its time comes or the queue is compacted."""
         self.puller = None
+        self.source = None
         self.alarms.disarm(self)
 
 
