@@ -166,3 +166,36 @@ def test_an_ended_stream_lets_go_of_its_source() -> None:
         return alive
 
     assert asyncio.run(main()) == [None] * 5
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ({"seconds": 1.0, "idle": 0.0}, ("deadline", 1.0)),
+        ({"first_item": 1.0, "idle": 0.0}, ("first_item", 1.0)),
+    ],
+)
+def test_a_zero_idle_limit_does_not_switch_the_other_limits_off(
+    limits: dict[str, float], expected: tuple[str, float]
+) -> None:
+    """``idle=0`` together with a total deadline or a first-item limit: the source's first item
+    would take 10 s, and the stream is cut at exactly 1 s by the other limit (the watchdog's
+    look-ahead for ``idle=0`` must not leave it never waking again)."""
+
+    async def slow() -> AsyncGenerator[int, None]:
+        await asyncio.sleep(10)
+        yield 0
+
+    async def main() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        seconds = limits.pop("seconds", None)
+        with pytest.raises(StreamTimeoutError) as info:
+            await anext(with_deadline(slow(), seconds, **limits))
+        return info.value.limit, loop.time()
+
+    loop = looptime.patch_event_loop(asyncio.new_event_loop())
+    try:
+        limit, at = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert (limit, at) == (expected[0], pytest.approx(expected[1]))

@@ -215,7 +215,7 @@ class _Watchdog:
         first = deadline_at
         if limits.first_item is not None and started + limits.first_item < first:
             first = started + limits.first_item
-        if limits.idle is not None and started + limits.idle < first:
+        if limits.idle is not None and started < started + limits.idle < first:
             first = started + limits.idle
         if first < _inf:
             alarms.arm(self, first)
@@ -260,8 +260,11 @@ class _Watchdog:
                 if limits.close_timeout < _inf:
                     self.arm(when + limits.close_timeout)
                 return
-        if limits.idle is not None and when + limits.idle < bound:
-            bound = when + limits.idle  # a pull starting now could be due no sooner
+        if limits.idle is not None and when < when + limits.idle < bound:
+            # A pull starting now could be due no sooner. (An idle limit of zero, or too small
+            # to move the clock, is enforced on the pull itself only when the watchdog wakes
+            # for another reason: it must not stop the watchdog from waking at all.)
+            bound = when + limits.idle
         if when < bound < _inf:
             self.arm(bound)
 
