@@ -1,5 +1,5 @@
 """The asyncio backend's shared alarms and the stream's awaitables: cases an independent review
-found (differential fuzzing against the previous backend)."""
+found (differential fuzzing against the previous backend). All on looptime's virtual clock."""
 
 from __future__ import annotations
 
@@ -8,12 +8,25 @@ import gc
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
+from typing import Any, TypeVar
 
 import looptime
 import pytest
 
 from stream_deadline import StreamTimeoutError, with_deadline
+
+T = TypeVar("T")
+
+
+def run_virtual(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on a new event loop with looptime's virtual clock."""
+    loop = looptime.patch_event_loop(asyncio.new_event_loop())
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 async def counting(seen: list[str]) -> AsyncGenerator[int, None]:
@@ -47,7 +60,7 @@ def test_a_pull_task_cancelled_before_it_starts_leaves_the_stream_alone() -> Non
         await stream.aclose()
         return task.cancelled(), after
 
-    assert asyncio.run(main()) == (True, 1)
+    assert run_virtual(main()) == (True, 1)
     assert seen == ["GeneratorExit"]  # from the aclose() only
 
 
@@ -69,11 +82,7 @@ def test_a_bound_a_hair_past_the_virtual_clocks_tick_is_still_reached() -> None:
             await anext(with_deadline(busy(), 0.2))
         return info.value.limit, loop.time()
 
-    loop = looptime.patch_event_loop(asyncio.new_event_loop())
-    try:
-        limit, at = loop.run_until_complete(asyncio.wait_for(main(), 5))
-    finally:
-        loop.close()
+    limit, at = run_virtual(asyncio.wait_for(main(), 5))
     assert (limit, at) == ("deadline", pytest.approx(0.3))
 
 
@@ -83,7 +92,7 @@ def test_a_loop_closed_with_a_stream_open_is_not_kept_alive() -> None:
     seen: list[str] = []
     refs = []
     for _ in range(3):
-        loop = asyncio.new_event_loop()
+        loop = looptime.patch_event_loop(asyncio.new_event_loop())
         keep = []
 
         async def open_one(keep: list[object]) -> None:
@@ -121,7 +130,7 @@ def test_two_loops_in_two_threads_cut_every_stream() -> None:
         async with asyncio.timeout(10):
             return list(await asyncio.gather(*(one() for _ in range(1_500))))
 
-    threads = [threading.Thread(target=lambda: outcomes.append(asyncio.run(many()))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: outcomes.append(run_virtual(many()))) for _ in range(2)]
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads often: inside the alarms' callbacks too
     try:
@@ -165,7 +174,7 @@ def test_an_ended_stream_lets_go_of_its_source() -> None:
         await keep.aclose()
         return alive
 
-    assert asyncio.run(main()) == [None] * 5
+    assert run_virtual(main()) == [None] * 5
 
 
 @pytest.mark.parametrize(
@@ -193,9 +202,5 @@ def test_a_zero_idle_limit_does_not_switch_the_other_limits_off(
             await anext(with_deadline(slow(), seconds, **limits))
         return info.value.limit, loop.time()
 
-    loop = looptime.patch_event_loop(asyncio.new_event_loop())
-    try:
-        limit, at = loop.run_until_complete(main())
-    finally:
-        loop.close()
+    limit, at = run_virtual(main())
     assert (limit, at) == (expected[0], pytest.approx(expected[1]))
