@@ -206,14 +206,8 @@ class FakeStreamingModel(BaseChatModel):
 class PassThroughStreamingModel(FakeStreamingModel):
     """The same model with its chunks passed through one more async generator: the floor."""
 
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,  # noqa: ANN401 (BaseChatModel's signature)
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        async for chunk in pass_through(super()._astream(messages, stop, run_manager, **kwargs)):
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # noqa: ANN401
+        async for chunk in pass_through(super()._astream(*args, **kwargs)):
             yield chunk
 
 
