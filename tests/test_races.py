@@ -18,7 +18,7 @@ import asyncio
 import math
 import os
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -314,3 +314,70 @@ async def _hopping(stream: Any) -> Any:
             yield await pull_in_new_task(it)
         except StopAsyncIteration:
             return
+
+
+async def _swallowing(ends: bool) -> AsyncIterator[str]:
+    """Waits 10 s; swallows the cancellation of that wait, then ends or yields and waits again."""
+    try:
+        await anyio.sleep(10)
+        yield "slept"
+    except anyio.get_cancelled_exc_class():
+        if ends:
+            return
+        yield "swallowed"
+        await anyio.sleep(10)
+
+
+_ENCLOSING = {
+    "asyncio": ["move_on_after", "fail_after", "asyncio.timeout"],
+    "trio": ["move_on_after", "fail_after", "trio.move_on_after", "trio.fail_after"],
+}
+
+
+@pytest.mark.parametrize(("backend", "enclosing"), [(b, e) for b in sorted(BACKENDS) for e in _ENCLOSING[b]])
+@pytest.mark.parametrize("ends", [False, True], ids=["goes-on", "ends"])
+@pytest.mark.parametrize("scope_first", [True, False], ids=["scope-first", "stream-first"])
+def test_a_source_swallowing_the_cancellation_of_a_scope_expiring_with_ours(
+    backend: str, enclosing: str, ends: bool, scope_first: bool
+) -> None:
+    """An enclosing scope of 5 s around a 5 s stream whose source swallows the cancellation of
+    its pull (and then ends, or yields and waits on): the scope still sees its own cancellation
+    (``move_on_after`` ends quietly, ``fail_after`` raises its timeout), never a bare
+    ``CancelledError``, at 5 s, and on asyncio no cancellation stays pending. The stand-in
+    cancellation the stream raised used to escape anyio's scopes, which deliver a turn later."""
+
+    def scope() -> AbstractContextManager[Any]:
+        if enclosing == "move_on_after":
+            return anyio.move_on_after(5)
+        if enclosing == "fail_after":
+            return anyio.fail_after(5)
+        if enclosing == "trio.move_on_after":
+            return trio.move_on_after(5)
+        return trio.fail_after(5)
+
+    async def main() -> tuple[str, float, int]:
+        start = anyio.current_time()
+        try:
+            if scope_first:
+                cm: Any = asyncio.timeout(5) if enclosing == "asyncio.timeout" else scope()
+                stream = with_deadline(_swallowing(ends), 5)
+            else:
+                stream = with_deadline(_swallowing(ends), 5)
+                cm = asyncio.timeout(5) if enclosing == "asyncio.timeout" else scope()
+            async with _as_async(cm):
+                async for _ in stream:
+                    pass
+            outcome = "ended quietly"
+        except BaseException as exc:
+            outcome = type(exc).__name__
+        pending = asyncio.current_task().cancelling() if backend == "asyncio" else 0  # type: ignore[union-attr]
+        return outcome, anyio.current_time() - start, pending
+
+    expected = {
+        "move_on_after": "ended quietly",
+        "trio.move_on_after": "ended quietly",
+        "fail_after": "TimeoutError",
+        "asyncio.timeout": "TimeoutError",
+        "trio.fail_after": "TooSlowError",
+    }[enclosing]
+    assert anyio.run(main, **BACKENDS[backend]()) == (expected, 5, 0)

@@ -196,6 +196,27 @@ async def test_s4_deadline_is_reported_when_two_limits_pass_together() -> None:
     assert (info.value.limit, info.value.elapsed) == ("deadline", 6)
 
 
+@pytest.mark.parametrize("idle", [0, 0.0005, 0.002])
+@pytest.mark.parametrize("deadline", [None, 100])
+async def test_s4_a_tiny_idle_limit_cuts_every_later_pull_that_waits(
+    idle: float, deadline: float | None
+) -> None:
+    """The first item at 1 s, the second one 10 s later, the consumer busy for 1 s in between:
+    ``idle=0`` (or half a millisecond, or two) cuts the second pull at exactly 2 s plus
+    ``idle``, whether or not a total deadline is set. On asyncio such limits are armed by
+    each pull: a watchdog looking ahead for them would wake on every turn of the loop."""
+    start = now()
+    record = Record()
+    got: list[int] = []
+    with pytest.raises(StreamTimeoutError) as info:
+        async for item in with_deadline(scripted([1, 10], record), deadline, idle=idle):
+            got.append(item)
+            await anyio.sleep(1)  # consumer time: not a pull
+    assert (info.value.limit, info.value.items, got) == ("idle", 1, [0])
+    assert now() - start == pytest.approx(2 + idle, abs=1e-9)
+    assert record.cancelled_at == [pytest.approx(start + 2 + idle, abs=1e-9)]
+
+
 async def test_s4_a_keepalive_stall_is_a_stall() -> None:
     """A source that keeps waking up (keep-alive comments) but yields no item is cut by
     ``idle`` like any stall, and closed at that instant."""

@@ -31,6 +31,9 @@ __all__ = ["NAME", "clock", "close", "limited_stream", "task_of"]
 NAME: Final = "asyncio"
 T = TypeVar("T")
 _inf: Final = math.inf
+_EAGER_IDLE: Final = 0.001
+"""An ``idle`` limit below this (zero included) is armed by each pull itself: looking ahead
+for it, the watchdog would wake on nearly every turn of the loop while no pull is in flight."""
 
 
 task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
@@ -215,7 +218,7 @@ class _Watchdog:
         first = deadline_at
         if limits.first_item is not None and started + limits.first_item < first:
             first = started + limits.first_item
-        if limits.idle is not None and started < started + limits.idle < first:
+        if limits.idle is not None and limits.idle >= _EAGER_IDLE and started + limits.idle < first:
             first = started + limits.idle
         if first < _inf:
             alarms.arm(self, first)
@@ -260,11 +263,8 @@ class _Watchdog:
                 if limits.close_timeout < _inf:
                     self.arm(when + limits.close_timeout)
                 return
-        if limits.idle is not None and when < when + limits.idle < bound:
-            # A pull starting now could be due no sooner. (An idle limit of zero, or too small
-            # to move the clock, is enforced on the pull itself only when the watchdog wakes
-            # for another reason: it must not stop the watchdog from waking at all.)
-            bound = when + limits.idle
+        if limits.idle is not None and limits.idle >= _EAGER_IDLE and when + limits.idle < bound:
+            bound = when + limits.idle  # a pull starting now could be due no sooner
         if when < bound < _inf:
             self.arm(bound)
 
@@ -280,9 +280,11 @@ class _Watchdog:
         self.fired = (fired, 0)  # taken back: a second call changes nothing
         return pending == 0
 
-    def ignored(self) -> None:
-        """Log that the source swallowed the cancellation of its pull and went on."""
+    def ignored(self) -> CancelledError:
+        """Log that the source swallowed the cancellation of its pull; return a cancellation
+        to raise in its place."""
         logger.warning("the source %s ignored the cancellation of its pull", self.describe())
+        return CancelledError()
 
     def describe(self) -> str:
         """Name the source for log messages."""
@@ -303,10 +305,16 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     started = now()
     deadline_at = limits.deadline_at(started, NAME)
     watchdog = _Watchdog(_alarms(loop), source, limits, started, deadline_at)
+    # Each later pull checks the clock against this: the deadline, or, with an idle limit too
+    # small to look ahead for, minus infinity, so that every pull arms the watchdog for itself.
+    eager = limits.idle is not None and limits.idle < _EAGER_IDLE
+    check_at = -_inf if eager else deadline_at
+    eager_idle = limits.idle or 0.0
     task: asyncio.Task[Any] | None = None  # the task of the latest pull
     expired: StreamTimeoutError | None = None
     pulls: AsyncIterator[T] = source.open()  # the source's iterator, or a forwarded pull
     forward: AsyncIterator[T] | None = None  # a forwarded asend()/athrow(), pulled next
+    swallowed: CancelledError | None = None  # stands in for a cancellation the source swallowed
     try:
         if started >= deadline_at:  # a zero budget, or a shared Deadline already past
             expired = limits.error("deadline", 0.0, 0)
@@ -318,8 +326,8 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                 async for item in pulls:
                     watchdog.puller = None
                     if watchdog.fired is not None:  # the source swallowed our cancellation, went on
-                        watchdog.ignored()
-                        raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
+                        swallowed = watchdog.ignored()
+                        raise swallowed
                     watchdog.items += 1.0
                     try:
                         sent = yield item
@@ -332,22 +340,29 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                             forward = Once(forward_send(source.open(), sent))
                     # The consumer's next __anext__ (or asend/athrow) starts here.
                     t = now()
-                    if t >= deadline_at:
-                        expired = limits.error("deadline", t - started, watchdog.items)
-                        raise expired
+                    if t >= check_at:
+                        if t >= deadline_at:
+                            expired = limits.error("deadline", t - started, watchdog.items)
+                            raise expired
+                        watchdog.arm(min(t + eager_idle, deadline_at))
                     watchdog.pull_started = t
                     watchdog.puller = task = task_of(loop)
                     if forward is not None:
                         break
                 else:
                     if watchdog.fired is not None:  # the source swallowed our cancellation and ended
-                        watchdog.ignored()
-                        raise CancelledError  # noqa: TRY301 (handled below as if it had propagated)
+                        swallowed = watchdog.ignored()
+                        raise swallowed
                     if pulls is source.iterator:
                         break  # the source is exhausted
                 pulls, forward = (source.open(), None) if forward is None else (forward, None)
-        except CancelledError:
+        except CancelledError as cancelled:
             if task is None or not watchdog.ours(task):  # not ours, or another one is pending
+                if cancelled is swallowed:
+                    # The source swallowed the other cancellation too, or it is still on its
+                    # way (an anyio scope delivers a turn later): let it land as itself, so
+                    # that its scope knows it. If it does not come, this one stands in for it.
+                    await asyncio.sleep(0)
                 raise
         if watchdog.fired is not None:  # cut by the watchdog (its CancelledError is gone by now)
             # A cancellation requested in the same tick as ours but not yet delivered (anyio's
