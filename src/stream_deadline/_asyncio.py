@@ -379,6 +379,8 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             # The source turned our cancellation into another error: that error propagates, as
             # with asyncio.timeout, but the cancellation is taken back all the same.
             watchdog.ours(task)
+        if source.closing_outside and isinstance(exc, GeneratorExit):
+            return  # DeadlineStream.aclose() closes the source itself (see `ending`)
         error = await ending(close, source, limits, exc, expired)
         if expired is not None and watchdog.fired is None:
             # Found by the pull's own check: as above, let a cancellation of this same tick land.

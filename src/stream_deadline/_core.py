@@ -16,7 +16,7 @@ from typing import Any, Concatenate, Final, Literal, ParamSpec, Protocol, TypeAl
 
 from ._backends import current_backend
 from ._deadline import Deadline
-from ._engine import Limits, unlimited_stream
+from ._engine import Closer, Limits, unlimited_stream
 from ._source import Source
 from ._validate import check_close_timeout, check_on_timeout, check_seconds
 
@@ -52,12 +52,13 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
     source: however the stream ends, the source is closed exactly once.
     """
 
-    __slots__ = ("_gen", "_limits", "_source")
+    __slots__ = ("_close", "_gen", "_limits", "_source")
 
     def __init__(self, source: AsyncIterable[T_co], limits: Limits) -> None:
         self._source = Source(source)
         self._limits = limits
         self._gen: AsyncGenerator[T_co, Any] | None = None
+        self._close: Closer | None = None  # the backend's close, once the backend is known
 
     def _generator(self) -> AsyncGenerator[T_co, Any]:
         gen = self._gen
@@ -66,6 +67,7 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
                 gen = _closed()
             else:
                 backend = current_backend("iterating a with_deadline() stream")
+                self._close = backend.close
                 if self._limits.unlimited:
                     gen = unlimited_stream(backend.close, self._source, self._limits)
                 else:
@@ -115,7 +117,7 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         else:
             self._gen = _closed()
         if not source.closed:
-            close = current_backend("aclose()").close
+            close = self._close or current_backend("aclose()").close
             source.close_error = await close(source, self._limits.close_timeout)
         problem, source.close_error = source.close_error, None
         if problem is not None:
@@ -145,29 +147,27 @@ class _Decorator(Protocol):
     def __call__(self, func: Callable[P, AsyncIterator[T]], /) -> Callable[P, DeadlineStream[T]]: ...
 
 
-def _make_limits(seconds: object, template: Limits, origin: str = "") -> Limits:
-    """``template`` with the total limit ``seconds`` (a number, ``None`` or a Deadline), checked."""
-    if isinstance(seconds, Deadline):
-        return Limits(
-            seconds.seconds,
-            seconds,
-            template.first_item,
-            template.idle,
-            template.stop,
-            template.close_timeout,
-        )
-    if callable(seconds) and not origin:
-        raise TypeError(
-            "`seconds` must be a number of seconds, None or a Deadline; a callable that computes"
-            " the limit per call works only in the decorator form: @with_deadline(lambda *a, **k: ...)"
-        )
-    value = check_seconds("seconds", seconds, origin=origin)
-    key = (value, template.first_item, template.idle, template.stop, template.close_timeout)
+_Options: TypeAlias = "tuple[float | None, float | None, bool, float]"
+"""The checked ``first_item``, ``idle``, ``on_timeout == "stop"`` and ``close_timeout``."""
+
+
+def _make_limits(seconds: object, options: _Options, origin: str = "") -> Limits:
+    """The limits for the total limit ``seconds`` (a number, ``None`` or a Deadline), checked,
+    and ``options``."""
+    if type(seconds) is not int and type(seconds) is not float:  # (numbers: the common case)
+        if isinstance(seconds, Deadline):
+            return Limits(seconds.seconds, seconds, *options)
+        if callable(seconds) and not origin:
+            raise TypeError(
+                "`seconds` must be a number of seconds, None or a Deadline; a callable that computes"
+                " the limit per call works only in the decorator form: @with_deadline(lambda *a, **k: ...)"
+            )
+    key = (check_seconds("seconds", seconds, origin=origin), *options)
     limits = _SHARED_LIMITS.get(key)
     if limits is None:
         if len(_SHARED_LIMITS) >= _SHARED_LIMITS_MAX:
             _SHARED_LIMITS.clear()
-        limits = _SHARED_LIMITS[key] = Limits(value, None, *key[1:])
+        limits = _SHARED_LIMITS[key] = Limits(key[0], None, *options)
     return limits
 
 
@@ -207,14 +207,14 @@ def _is_decoratable(func: object) -> bool:
     return inspect.isasyncgenfunction(func) or getattr(func, "__stream_deadline__", False) is True
 
 
-def _decorator(seconds: object, template: Limits) -> _Decorator:
+def _decorator(seconds: object, options: _Options) -> _Decorator:
     if callable(seconds):
         per_call: Callable[..., object] | None = seconds
-        static = template
+        static = Limits(None, None, *options)  # (not used: each call computes its own)
         origin = f" (returned by {getattr(seconds, '__qualname__', repr(seconds))})"
     else:
         per_call = None
-        static = _make_limits(seconds, template)
+        static = _make_limits(seconds, options)
         origin = ""
 
     def decorate(func: Callable[P, AsyncIterator[T]], /) -> Callable[P, DeadlineStream[T]]:
@@ -232,7 +232,7 @@ def _decorator(seconds: object, template: Limits) -> _Decorator:
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> DeadlineStream[T]:
-            limits = static if per_call is None else _make_limits(per_call(*args, **kwargs), template, origin)
+            limits = static if per_call is None else _make_limits(per_call(*args, **kwargs), options, origin)
             return DeadlineStream(func(*args, **kwargs), limits)
 
         wrapper.__stream_deadline__ = True  # type: ignore[attr-defined]
@@ -345,9 +345,7 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
         TypeError: a parameter has the wrong type (see 12).
         ValueError: a limit is negative or NaN, or ``on_timeout`` is not a known word.
     """
-    template = Limits(
-        None,
-        None,
+    options = (
         check_seconds("first_item", first_item),
         check_seconds("idle", idle),
         check_on_timeout(on_timeout),
@@ -356,10 +354,10 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
     if source is _MISSING:
         if seconds is _MISSING:
             raise TypeError("with_deadline() needs `seconds`: a number, None (no total limit) or a Deadline")
-        return _decorator(seconds, template)
+        return _decorator(seconds, options)
     if seconds is not _MISSING:
         _check_source(source)
-        return DeadlineStream(source, _make_limits(seconds, template))
+        return DeadlineStream(source, _make_limits(seconds, options))
     if _is_async_iterable(source):
         raise TypeError(
             "with_deadline(source) is missing `seconds`: pass a number, None (no total limit)"
@@ -370,4 +368,4 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
             "@with_deadline needs a limit: write @with_deadline(45), @with_deadline(None, idle=5)"
             " or @with_deadline(lambda *args, **kwargs: ...), not a bare @with_deadline"
         )
-    return _decorator(source, template)
+    return _decorator(source, options)

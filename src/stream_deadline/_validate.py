@@ -52,5 +52,7 @@ def check_on_timeout(value: object) -> bool:
 
 def check_close_timeout(value: object) -> float:
     """Return ``close_timeout`` as float seconds; infinity means "wait as long as the close takes"."""
+    if (type(value) is float or type(value) is int) and value >= 0:  # (the common case; NaN fails)
+        return float(value)
     seconds = check_seconds("close_timeout", value, allow_none=False)
     return math.inf if seconds is None else seconds
