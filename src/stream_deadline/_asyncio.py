@@ -189,7 +189,7 @@ class _Watchdog:
         "alarms",
         "deadline_at",
         "fired",
-        "items",
+        "later",
         "limits",
         "pull_started",
         "puller",
@@ -210,7 +210,7 @@ class _Watchdog:
         self.limits = limits
         self.puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
         self.pull_started = started
-        self.items = 0.0  # items delivered; a float, which counts faster (the float free list)
+        self.later = False  # whether the pull in flight is a later one (not the first)
         # The limit for which the puller was cancelled, and how many of those cancellations
         # are not yet taken back (one slot for the two: a stream keeps thousands of these).
         self.fired: tuple[Limit, int] | None = None
@@ -254,9 +254,9 @@ class _Watchdog:
         limit: Limit
         bound, limit = self.deadline_at, "deadline"
         if puller is not None:
-            span = limits.idle if self.items else limits.first_item
+            span = limits.idle if self.later else limits.first_item
             if span is not None and self.pull_started + span < bound:
-                bound, limit = self.pull_started + span, ("idle" if self.items else "first_item")
+                bound, limit = self.pull_started + span, ("idle" if self.later else "first_item")
             if bound <= when:
                 self.fired = (limit, 1)
                 puller.cancel(f"stream_deadline: the {limit} limit passed")
@@ -305,11 +305,14 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
     started = now()
     deadline_at = limits.deadline_at(started, NAME)
     watchdog = _Watchdog(_alarms(loop), source, limits, started, deadline_at)
-    # Each later pull checks the clock against this: the deadline, or, with an idle limit too
-    # small to look ahead for, minus infinity, so that every pull arms the watchdog for itself.
+    # Each later pull checks the clock against `check_at`: minus infinity at first, so that
+    # the first later pull tells the watchdog that `idle` bounds the pulls from now on; then
+    # the deadline, or minus infinity still with an idle limit too small to look ahead for,
+    # so that every pull arms the watchdog for itself.
+    check_at = -_inf
     eager = limits.idle is not None and limits.idle < _EAGER_IDLE
-    check_at = -_inf if eager else deadline_at
     eager_idle = limits.idle or 0.0
+    items = 0.0  # delivered; a float, which counts faster than an int (the float free list)
     task: asyncio.Task[Any] | None = None  # the task of the latest pull
     expired: StreamTimeoutError | None = None
     pulls: AsyncIterator[T] = source.open()  # the source's iterator, or a forwarded pull
@@ -328,7 +331,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                     if watchdog.fired is not None:  # the source swallowed our cancellation, went on
                         swallowed = watchdog.ignored()
                         raise swallowed
-                    watchdog.items += 1.0
+                    items += 1.0
                     try:
                         sent = yield item
                     except GeneratorExit:
@@ -342,9 +345,13 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                     t = now()
                     if t >= check_at:
                         if t >= deadline_at:
-                            expired = limits.error("deadline", t - started, watchdog.items)
+                            expired = limits.error("deadline", t - started, items)
                             raise expired
-                        watchdog.arm(min(t + eager_idle, deadline_at))
+                        if eager:
+                            watchdog.arm(min(t + eager_idle, deadline_at))
+                        else:
+                            check_at = deadline_at
+                        watchdog.later = True
                     watchdog.pull_started = t
                     watchdog.puller = task = task_of(loop)
                     if forward is not None:
@@ -371,7 +378,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             # holds across this turn of the loop adds up to collections).
             watchdog.stop()
             await asyncio.sleep(0)
-            expired = limits.error(watchdog.fired[0], now() - started, watchdog.items)
+            expired = limits.error(watchdog.fired[0], now() - started, items)
             raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watchdog.stop()
