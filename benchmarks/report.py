@@ -109,7 +109,15 @@ def _b2_b3_targets(results: Results) -> list[Target]:
     for lat in results.b3:
         if lat.backend == "asyncio" and lat.cutter == "with_deadline" and lat.error:
             what = f"B3 asyncio: {lat.streams:,} {lat.kind} streams, p99 lateness of the error"
-            out.append(Target(what, "≤ 5 ms", f"{lat.error['p99']:.2f} ms", lat.error["p99"] <= 5.0))
+            floors = ", ".join(
+                f"{f.cutter} {f.error['p99']:.2f} ms"
+                for f in results.b3
+                if (f.backend, f.kind) == (lat.backend, lat.kind)
+                and f.cutter.startswith("one-task")
+                and f.error
+            )
+            measured = f"{lat.error['p99']:.2f} ms" + (f" (floor: {floors})" if floors else "")
+            out.append(Target(what, "≤ 5 ms", measured, lat.error["p99"] <= 5.0))
     return out
 
 
@@ -273,6 +281,9 @@ def write_markdown(results: Results, path: Path) -> None:
             " ran, minus (the consumer's start + 1 s). *one-task timeout* is `asyncio.timeout(1)`"
             " (`trio.fail_after(1)`) around the consumer's whole loop: correct only when a single task pulls,"
             " it is the floor, what one timer per stream achieves on the same loop under the same load."
+            " *+ one turn* (asyncio and uvloop) adds `await asyncio.sleep(0)` before the error is raised:"
+            " the loop turn that semantic 7 costs every cut on asyncio (a cancellation requested in the"
+            " same tick must be let land first, and an anyio scope delivers it one turn later)."
             f" Check-on-chunk is given {s.b3_stall_bound:g} s past the deadline on the stalled streams."
         ),
         "",
@@ -422,6 +433,8 @@ _STYLES: Final = {
     ("stalled", "check-on-chunk"): ("#2ca02c", "--"),
     ("babbling", "one-task timeout"): ("#7f7f7f", "-"),
     ("stalled", "one-task timeout"): ("#7f7f7f", "--"),
+    ("babbling", "one-task timeout + one turn"): ("#9467bd", "-"),
+    ("stalled", "one-task timeout + one turn"): ("#9467bd", "--"),
 }
 
 
