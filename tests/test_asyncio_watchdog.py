@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import looptime
 import pytest
 
-from stream_deadline import StreamTimeoutError, with_deadline
+from stream_deadline import StreamTimeoutError, _asyncio, with_deadline
 
 T = TypeVar("T")
 
@@ -204,3 +204,24 @@ def test_a_zero_idle_limit_does_not_switch_the_other_limits_off(
 
     limit, at = run_virtual(main())
     assert (limit, at) == (expected[0], pytest.approx(expected[1]))
+
+
+def test_a_stream_arming_on_every_pull_does_not_grow_the_alarm_queue() -> None:
+    """With ``idle`` under a millisecond each later pull arms the watchdog; over a source that
+    never suspends (so the alarm never runs), 20,000 items leave fewer than 100 queue entries:
+    the superseded ones are dropped as they pile up, not kept one per item."""
+
+    async def numbers(n: int) -> AsyncGenerator[int, None]:
+        for i in range(n):
+            yield i
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        entries = 0
+        async with with_deadline(numbers(20_000), 60, idle=0.0005) as stream:
+            async for i in stream:
+                if i == 19_999:
+                    entries = len(_asyncio._ALARMS[id(loop)].queue)  # noqa: SLF001 (white-box)
+        return entries
+
+    assert 0 < run_virtual(main()) < 100

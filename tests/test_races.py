@@ -337,14 +337,17 @@ _ENCLOSING = {
 @pytest.mark.parametrize(("backend", "enclosing"), [(b, e) for b in sorted(BACKENDS) for e in _ENCLOSING[b]])
 @pytest.mark.parametrize("ends", [False, True], ids=["goes-on", "ends"])
 @pytest.mark.parametrize("scope_first", [True, False], ids=["scope-first", "stream-first"])
+@pytest.mark.parametrize("close_timeout", [5, 0])
 def test_a_source_swallowing_the_cancellation_of_a_scope_expiring_with_ours(
-    backend: str, enclosing: str, ends: bool, scope_first: bool
+    backend: str, enclosing: str, ends: bool, scope_first: bool, close_timeout: float
 ) -> None:
     """An enclosing scope of 5 s around a 5 s stream whose source swallows the cancellation of
     its pull (and then ends, or yields and waits on): the scope still sees its own cancellation
     (``move_on_after`` ends quietly, ``fail_after`` raises its timeout), never a bare
-    ``CancelledError``, at 5 s, and on asyncio no cancellation stays pending. The stand-in
-    cancellation the stream raised used to escape anyio's scopes, which deliver a turn later."""
+    ``CancelledError``, at 5 s, and on asyncio no cancellation stays pending; with a
+    ``close_timeout`` of 5 s or of zero (no second cancellation while the scope's lands). The
+    stand-in cancellation the stream raised used to escape anyio's scopes, which deliver a
+    turn later."""
 
     def scope() -> AbstractContextManager[Any]:
         if enclosing == "move_on_after":
@@ -360,9 +363,9 @@ def test_a_source_swallowing_the_cancellation_of_a_scope_expiring_with_ours(
         try:
             if scope_first:
                 cm: Any = asyncio.timeout(5) if enclosing == "asyncio.timeout" else scope()
-                stream = with_deadline(_swallowing(ends), 5)
+                stream = with_deadline(_swallowing(ends), 5, close_timeout=close_timeout)
             else:
-                stream = with_deadline(_swallowing(ends), 5)
+                stream = with_deadline(_swallowing(ends), 5, close_timeout=close_timeout)
                 cm = asyncio.timeout(5) if enclosing == "asyncio.timeout" else scope()
             async with _as_async(cm):
                 async for _ in stream:

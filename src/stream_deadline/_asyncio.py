@@ -105,12 +105,16 @@ class _Alarms:
 
     def arm(self, watchdog: _Watchdog, when: float) -> None:
         """Wake ``watchdog`` at ``when``, instead of whenever it was to wake before."""
+        if watchdog.alarm_at == when:
+            return  # (its entry is in the queue already)
         if watchdog.alarm_at == _inf:
             self.live += 1
         watchdog.alarm_at = when
         heapq.heappush(self.queue, (when, watchdog))
         if when < self.at:
             self.schedule(when)
+        elif len(self.queue) > 2 * self.live + 64:  # (a stream re-arming on every pull, say)
+            self.compact()
 
     def disarm(self, watchdog: _Watchdog) -> None:
         """Do not wake ``watchdog`` any more."""
@@ -120,8 +124,12 @@ class _Alarms:
             if not self.live:
                 self.close()
             elif len(self.queue) > 2 * self.live + 64:
-                self.queue = [entry for entry in self.queue if entry[1].alarm_at == entry[0]]
-                heapq.heapify(self.queue)
+                self.compact()
+
+    def compact(self) -> None:
+        """Drop the entries of watchdogs re-armed or stopped since they were queued."""
+        self.queue = [entry for entry in self.queue if entry[1].alarm_at == entry[0]]
+        heapq.heapify(self.queue)
 
     def schedule(self, when: float) -> None:
         if self.handle is not None:
@@ -149,6 +157,7 @@ class _Alarms:
                 due.append(watchdog)
         for watchdog in due:  # after the loop above: what they re-arm for now waits a turn
             watchdog.wake(now)
+        queue = self.queue  # (re-arming may have compacted it into a new list)
         while queue and queue[0][1].alarm_at != queue[0][0]:
             heapq.heappop(queue)
         if queue:
@@ -369,6 +378,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
                     # The source swallowed the other cancellation too, or it is still on its
                     # way (an anyio scope delivers a turn later): let it land as itself, so
                     # that its scope knows it. If it does not come, this one stands in for it.
+                    watchdog.stop()  # (no second cancellation meanwhile)
                     await asyncio.sleep(0)
                 raise
         if watchdog.fired is not None:  # cut by the watchdog (its CancelledError is gone by now)
