@@ -221,7 +221,7 @@ def test_a_stream_arming_on_every_pull_does_not_grow_the_alarm_queue() -> None:
         async with with_deadline(numbers(20_000), 60, idle=0.0005) as stream:
             async for i in stream:
                 if i == 19_999:
-                    entries = len(_asyncio._ALARMS[id(loop)].queue)  # noqa: SLF001 (white-box)
+                    entries = len(_asyncio._ALARMS[id(loop)].queue)  # (white-box)
         return entries
 
     assert 0 < run_virtual(main()) < 100
