@@ -392,7 +392,7 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watchdog.stop()
-        if task is not None:
+        if task is not None and watchdog.fired is not None:
             # The source turned our cancellation into another error: that error propagates, as
             # with asyncio.timeout, but the cancellation is taken back all the same.
             watchdog.ours(task)

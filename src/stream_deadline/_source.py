@@ -77,6 +77,10 @@ class Source(Generic[T]):
         if self.closed:
             return
         self.closed = True
+        it = self.iterator
+        if it is self.iterable and type(it) is AsyncGeneratorType:  # the common case, directly
+            await it.aclose()
+            return
         try:
             if self.iterator is not None:
                 await _close(self.iterator)
