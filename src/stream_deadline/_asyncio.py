@@ -307,9 +307,13 @@ class _Watchdog:
         self.alarms.disarm(self)
 
 
-async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T, Any]:
-    """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`."""
-    loop = asyncio.get_running_loop()
+async def limited_stream(
+    source: Source[T], limits: Limits, loop: asyncio.AbstractEventLoop | None = None
+) -> AsyncGenerator[T, Any]:
+    """Pull ``source`` under ``limits`` on ``loop`` (the running loop, when not given); see
+    :func:`~stream_deadline.with_deadline`."""
+    if loop is None:
+        loop = asyncio.get_running_loop()
     now = _clock_of(loop)
     started = now()
     deadline_at = limits.deadline_at(started, NAME)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from asyncio import _get_running_loop  # pyright: ignore[reportPrivateUsage] (exported by asyncio)
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _asyncio
+from ._engine import unlimited_stream
 
 if TYPE_CHECKING:
-    from ._engine import Limits
+    from ._engine import Closer, Limits
     from ._source import Source
 
-__all__ = ["Backend", "current_backend"]
+__all__ = ["Backend", "current_backend", "start_stream"]
 
 T = TypeVar("T")
 
@@ -38,6 +40,24 @@ class Backend(Protocol):
         """Close ``source`` within ``close_timeout``, shielded from outside cancellation where
         the backend needs it; return (after logging) what went wrong, or ``None``."""
         ...
+
+
+def start_stream(source: Source[T], limits: Limits) -> tuple[AsyncGenerator[T, Any], Closer]:
+    """Return the generator that pulls ``source`` under ``limits`` on the running event loop,
+    and its backend's ``close``.
+
+    Raises :class:`RuntimeError` when neither asyncio nor trio is running.
+    """
+    # Asked once and handed on: on Linux, every asyncio.get_running_loop() calls getpid().
+    loop = _get_running_loop()
+    if loop is not None and _asyncio.task_of(loop) is not None:
+        if limits.unlimited:
+            return unlimited_stream(_asyncio.close, source, limits), _asyncio.close
+        return _asyncio.limited_stream(source, limits, loop), _asyncio.close
+    backend = current_backend("iterating a with_deadline() stream")
+    if limits.unlimited:
+        return unlimited_stream(backend.close, source, limits), backend.close
+    return backend.limited_stream(source, limits), backend.close
 
 
 def current_backend(what: str) -> Backend:

@@ -14,9 +14,9 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from types import TracebackType
 from typing import Any, Concatenate, Final, Literal, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
-from ._backends import current_backend
+from ._backends import current_backend, start_stream
 from ._deadline import Deadline
-from ._engine import Closer, Limits, unlimited_stream
+from ._engine import Closer, Limits
 from ._source import Source
 from ._validate import check_close_timeout, check_on_timeout, check_seconds
 
@@ -66,12 +66,7 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
             if self._source.closed:
                 gen = _closed()
             else:
-                backend = current_backend("iterating a with_deadline() stream")
-                self._close = backend.close
-                if self._limits.unlimited:
-                    gen = unlimited_stream(backend.close, self._source, self._limits)
-                else:
-                    gen = backend.limited_stream(self._source, self._limits)
+                gen, self._close = start_stream(self._source, self._limits)
             self._gen = gen
         return gen
 
