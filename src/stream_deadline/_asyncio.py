@@ -361,7 +361,9 @@ async def limited_stream(
                             expired = limits.error("deadline", t - started, items)
                             raise expired
                         if eager:
-                            watchdog.arm(min(t + eager_idle, deadline_at))
+                            due = min(t + eager_idle, deadline_at)
+                            if due < watchdog.alarm_at:  # (an earlier alarm re-arms for this pull)
+                                watchdog.arm(due)
                         else:
                             check_at = deadline_at
                         watchdog.later = True
