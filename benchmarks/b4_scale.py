@@ -54,6 +54,10 @@ class Scale:
     """``aclose()`` between two items, net of the bare source's ``aclose()``."""
     create_close_nogc_us: float = 0.0
     """The three together with the garbage collector paused: the library's own share."""
+    gc_us: float = 0.0
+    """Of the three together (collector running), the time spent in collections, per stream."""
+    gc_full: float = 0.0
+    """How many full (generation 2) collections ran meanwhile."""
     deadline: float = 0.0
     lateness: dict[str, float] = field(default_factory=dict)
     floor: dict[str, float] = field(default_factory=dict)
@@ -93,8 +97,25 @@ async def _memory(n: int, wrap: Callable[[AsyncIterator[int]], AsyncIterator[int
     return held
 
 
-async def _timings(n: int) -> tuple[float, float, float]:
-    """Per stream, seconds: ``with_deadline()``, first pull (net), ``aclose()`` (net)."""
+class _Collections:
+    """Time spent in garbage collections while registered, and how many were full ones."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.full += info["generation"] == 2  # (2: the oldest generation)
+
+
+async def _timings(n: int, collections: _Collections | None = None) -> tuple[float, float, float]:
+    """Per stream, seconds: ``with_deadline()``, first pull (net), ``aclose()`` (net); the
+    collections that ran meanwhile go to ``collections``."""
     bare = _sources(n)
     gc.collect()
     t0 = time.perf_counter()
@@ -109,15 +130,21 @@ async def _timings(n: int) -> tuple[float, float, float]:
 
     sources = _sources(n)
     gc.collect()
-    t0 = time.perf_counter()
-    streams = [with_deadline(src, LONG) for src in sources]
-    t1 = time.perf_counter()
-    for stream in streams:
-        await anext(stream)
-    t2 = time.perf_counter()
-    for stream in streams:
-        await stream.aclose()
-    t3 = time.perf_counter()
+    if collections is not None:
+        gc.callbacks.append(collections)
+    try:
+        t0 = time.perf_counter()
+        streams = [with_deadline(src, LONG) for src in sources]
+        t1 = time.perf_counter()
+        for stream in streams:
+            await anext(stream)
+        t2 = time.perf_counter()
+        for stream in streams:
+            await stream.aclose()
+        t3 = time.perf_counter()
+    finally:
+        if collections is not None:
+            gc.callbacks.remove(collections)
     return (t1 - t0) / n, (t2 - t1 - bare_pull) / n, (t3 - t2 - bare_close) / n
 
 
@@ -166,8 +193,11 @@ def run_b4(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = prin
         run_on(backend, lambda: _memory(n, lambda s: with_deadline(s, LONG, first_item=LONG, idle=LONG)))
         - base
     ) / n
-    timings = [run_on(backend, lambda: _timings(n)) for _ in range(reps)]
+    collected = [_Collections() for _ in range(reps)]
+    timings = [run_on(backend, lambda c=c: _timings(n, c)) for c in collected]
     row.create_us, row.first_pull_us, row.close_us = (median([t[k] for t in timings]) * 1e6 for k in range(3))
+    row.gc_us = median([c.seconds for c in collected]) / n * 1e6
+    row.gc_full = median([c.full for c in collected])
     paused = []
     for _ in range(reps):
         gc.disable()
@@ -184,7 +214,8 @@ def run_b4(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = prin
     log(
         f"  B4 {backend:8} n={n:<7} mem {row.bytes_b:6.0f} B (b) {row.bytes_c:6.0f} B (c) | create"
         f" {row.create_us:5.2f} + first pull {row.first_pull_us:5.2f} + close {row.close_us:5.2f}"
-        f" = {row.create_close_us:5.2f} us ({row.create_close_nogc_us:5.2f} without GC)"
+        f" = {row.create_close_us:5.2f} us ({row.create_close_nogc_us:5.2f} without GC; collections"
+        f" {row.gc_us:.2f} us, {row.gc_full:g} full)"
         f" | lateness ms p50 {row.lateness['p50']:.1f} p99 {row.lateness['p99']:.1f}"
         f" max {row.lateness['max']:.1f}"
         f" (floor p99 {row.floor['p99']:.1f})"

@@ -31,6 +31,7 @@ __all__ = ["NAME", "clock", "close", "limited_stream", "task_of"]
 NAME: Final = "asyncio"
 T = TypeVar("T")
 _inf: Final = math.inf
+_neg_inf: Final = -math.inf
 _EAGER_IDLE: Final = 0.001
 """An ``idle`` limit below this (zero included) is armed by each pull itself: looking ahead
 for it, the watchdog would wake on nearly every turn of the loop while no pull is in flight."""
@@ -89,12 +90,13 @@ class _Alarms:
     watchdog left, the handle is cancelled and the loop forgotten.
     """
 
-    __slots__ = ("__weakref__", "at", "context", "handle", "live", "loop", "queue")
+    __slots__ = ("__weakref__", "at", "clock", "context", "handle", "live", "loop", "queue")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: a loop closed with streams still open (no shutdown_asyncgens) is then garbage
         # together with everything here, which its timer handle and its tasks keep.
         self.loop = weakref.ref(loop)
+        self.clock = _clock_of(loop)  # one bound method for all the loop's streams (uvloop's)
         # The callback's own empty context: it needs no context variables, and a context
         # shared with another loop's alarms could not be entered by both threads at once.
         self.context = contextvars.Context()
@@ -205,14 +207,10 @@ class _Watchdog:
         "source",
     )
 
-    def __init__(
-        self,
-        alarms: _Alarms,
-        source: Source[Any],
-        limits: Limits,
-        started: float,
-        deadline_at: float,
-    ) -> None:
+    def __init__(self, alarms: _Alarms, source: Source[Any], limits: Limits) -> None:
+        """Start the stream's clock (its first pull starts now) and arm for the first bound."""
+        started = alarms.clock()
+        deadline_at = limits.deadline_at(started, NAME)
         self.alarms = alarms
         self.source: Source[Any] | None = source  # None once stopped (its entry may linger)
         self.deadline_at = deadline_at
@@ -220,9 +218,9 @@ class _Watchdog:
         self.puller: asyncio.Task[Any] | None = None  # the task waiting in a pull, if any
         self.pull_started = started
         self.later = False  # whether the pull in flight is a later one (not the first)
-        # The limit for which the puller was cancelled, and how many of those cancellations
-        # are not yet taken back (one slot for the two: a stream keeps thousands of these).
-        self.fired: tuple[Limit, int] | None = None
+        # The limit for which the puller was cancelled, how many of those cancellations are
+        # not yet taken back, and the task (one slot for the three: memory per stream counts).
+        self.fired: tuple[Limit, int, asyncio.Task[Any]] | None = None
         self.alarm_at = _inf  # when the alarms wake this watchdog (inf: never)
         first = deadline_at
         if limits.first_item is not None and started + limits.first_item < first:
@@ -240,6 +238,13 @@ class _Watchdog:
         """Wake at ``when``."""
         self.alarms.arm(self, when)
 
+    def arm_by(self, when: float) -> None:
+        """Make sure to wake by ``when`` (or by the deadline, if sooner): an alarm due earlier
+        stays, as it re-arms for the pull in flight when it wakes."""
+        when = min(when, self.deadline_at)
+        if when < self.alarm_at:
+            self.alarms.arm(self, when)
+
     def wake(self, when: float) -> None:
         """Run at ``when``: cancel the puller if its pull is due; otherwise re-arm for the
         earliest moment any pull, this one or a later one, could be due. Once fired, cancel
@@ -248,7 +253,7 @@ class _Watchdog:
         puller = self.puller
         limits = self.limits
         if self.fired is not None:
-            fired, strikes = self.fired
+            fired, strikes, _ = self.fired
             if puller is not None:
                 logger.warning(
                     "the source %s did not stop within close_timeout=%g s of its pull being"
@@ -256,7 +261,7 @@ class _Watchdog:
                     self.describe(),
                     limits.close_timeout,
                 )
-                self.fired = (fired, strikes + 1)
+                self.fired = (fired, strikes + 1, puller)
                 puller.cancel(f"stream_deadline: the {fired} limit passed")
                 self.arm(when + limits.close_timeout)
             return
@@ -267,7 +272,7 @@ class _Watchdog:
             if span is not None and self.pull_started + span < bound:
                 bound, limit = self.pull_started + span, ("idle" if self.later else "first_item")
             if bound <= when:
-                self.fired = (limit, 1)
+                self.fired = (limit, 1, puller)
                 puller.cancel(f"stream_deadline: the {limit} limit passed")
                 if limits.close_timeout < _inf:
                     self.arm(when + limits.close_timeout)
@@ -277,21 +282,22 @@ class _Watchdog:
         if when < bound < _inf:
             self.arm(bound)
 
-    def ours(self, task: asyncio.Task[Any]) -> bool:
-        """Whether a cancellation of ``task`` was the watchdog's alone: take its cancellations
-        back (``Task.uncancel()``) and say whether none from elsewhere is pending."""
+    def ours(self) -> bool:
+        """Whether the cancellation of the task the watchdog cancelled was its alone: take its
+        cancellations back (``Task.uncancel()``) and say whether none from elsewhere is pending."""
         if self.fired is None:
             return False
-        fired, strikes = self.fired
+        fired, strikes, task = self.fired
         pending = task.cancelling()
         for _ in range(strikes):
             pending = task.uncancel()
-        self.fired = (fired, 0)  # taken back: a second call changes nothing
+        self.fired = (fired, 0, task)  # taken back: a second call changes nothing
         return pending == 0
 
     def ignored(self) -> CancelledError:
         """Log that the source swallowed the cancellation of its pull; return a cancellation
-        to raise in its place."""
+        to raise in its place (and no pull is in flight any more)."""
+        self.puller = None
         logger.warning("the source %s ignored the cancellation of its pull", self.describe())
         return CancelledError()
 
@@ -314,36 +320,30 @@ async def limited_stream(
     :func:`~stream_deadline.with_deadline`."""
     if loop is None:
         loop = asyncio.get_running_loop()
-    now = _clock_of(loop)
-    started = now()
-    deadline_at = limits.deadline_at(started, NAME)
-    watchdog = _Watchdog(_alarms(loop), source, limits, started, deadline_at)
+    watchdog = _Watchdog(_alarms(loop), source, limits)
+    now = watchdog.alarms.clock
+    started, deadline_at = watchdog.pull_started, watchdog.deadline_at
     # Each later pull checks the clock against `check_at`: minus infinity at first, so that
     # the first later pull tells the watchdog that `idle` bounds the pulls from now on; then
     # the deadline, or minus infinity still with an idle limit too small to look ahead for,
     # so that every pull arms the watchdog for itself.
-    check_at = -_inf
-    eager = limits.idle is not None and limits.idle < _EAGER_IDLE
-    eager_idle = limits.idle or 0.0
+    check_at = _neg_inf
     items = 0.0  # delivered; a float, which counts faster than an int (the float free list)
-    task: asyncio.Task[Any] | None = None  # the task of the latest pull
     expired: StreamTimeoutError | None = None
     pulls: AsyncIterator[T] = source.open()  # the source's iterator, or a forwarded pull
     forward: AsyncIterator[T] | None = None  # a forwarded asend()/athrow(), pulled next
-    swallowed: CancelledError | None = None  # stands in for a cancellation the source swallowed
     try:
         if started >= deadline_at:  # a zero budget, or a shared Deadline already past
             expired = limits.error("deadline", 0.0, 0)
             raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
-        watchdog.puller = task = task_of(loop)
+        watchdog.puller = task_of(loop)
         try:
             while True:
                 # Each pull happens in the `async for` header: the hot path is the loop body.
                 async for item in pulls:
                     watchdog.puller = None
                     if watchdog.fired is not None:  # the source swallowed our cancellation, went on
-                        swallowed = watchdog.ignored()
-                        raise swallowed
+                        raise watchdog.ignored()
                     items += 1.0
                     try:
                         sent = yield item
@@ -360,27 +360,24 @@ async def limited_stream(
                         if t >= deadline_at:
                             expired = limits.error("deadline", t - started, items)
                             raise expired
-                        if eager:
-                            due = min(t + eager_idle, deadline_at)
-                            if due < watchdog.alarm_at:  # (an earlier alarm re-arms for this pull)
-                                watchdog.arm(due)
+                        if limits.idle is not None and limits.idle < _EAGER_IDLE:
+                            watchdog.arm_by(t + limits.idle)
                         else:
                             check_at = deadline_at
                         watchdog.later = True
                     watchdog.pull_started = t
-                    watchdog.puller = task = task_of(loop)
+                    watchdog.puller = task_of(loop)
                     if forward is not None:
                         break
                 else:
                     if watchdog.fired is not None:  # the source swallowed our cancellation and ended
-                        swallowed = watchdog.ignored()
-                        raise swallowed
+                        raise watchdog.ignored()
                     if pulls is source.iterator:
                         break  # the source is exhausted
                 pulls, forward = (source.open(), None) if forward is None else (forward, None)
-        except CancelledError as cancelled:
-            if task is None or not watchdog.ours(task):  # not ours, or another one is pending
-                if cancelled is swallowed:
+        except CancelledError:
+            if not watchdog.ours():  # not ours, or another one is pending
+                if watchdog.fired is not None and watchdog.puller is None:  # ignored(): ours stands in
                     # The source swallowed the other cancellation too, or it is still on its
                     # way (an anyio scope delivers a turn later): let it land as itself, so
                     # that its scope knows it. If it does not come, this one stands in for it.
@@ -398,10 +395,10 @@ async def limited_stream(
             raise expired  # noqa: TRY301 (handled by `ending` below, like every end)
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watchdog.stop()
-        if task is not None and watchdog.fired is not None:
+        if watchdog.fired is not None:
             # The source turned our cancellation into another error: that error propagates, as
             # with asyncio.timeout, but the cancellation is taken back all the same.
-            watchdog.ours(task)
+            watchdog.ours()
         if source.closing_outside and isinstance(exc, GeneratorExit):
             return  # DeadlineStream.aclose() closes the source itself (see `ending`)
         error = await ending(close, source, limits, exc, expired)
