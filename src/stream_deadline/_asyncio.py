@@ -22,7 +22,7 @@ from asyncio import CancelledError
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Final, TypeVar
 
-from ._engine import Limits, Once, ending, forward_send, forward_throw
+from ._engine import Limits, Once, ending, forward_send, forward_throw, verdict
 from ._errors import Limit, StreamTimeoutError
 from ._source import Source, close_failed, close_overran, logger, start
 
@@ -401,7 +401,10 @@ async def limited_stream(
             watchdog.ours()
         if source.closing_outside and isinstance(exc, GeneratorExit):
             return  # DeadlineStream.aclose() closes the source itself (see `ending`)
-        error = await ending(close, source, limits, exc, expired)
+        if not isinstance(exc, GeneratorExit) and source.settled():  # (after a cut, mostly)
+            error = verdict(limits, exc, expired, None)  # nothing to close: no need to wait
+        else:
+            error = await ending(close, source, limits, exc, expired)
         if expired is not None and watchdog.fired is None:
             # Found by the pull's own check: as above, let a cancellation of this same tick land.
             await asyncio.sleep(0)

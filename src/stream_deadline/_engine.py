@@ -16,7 +16,16 @@ from ._deadline import Deadline
 from ._errors import Limit, StreamTimeoutError
 from ._source import Source, logger
 
-__all__ = ["Closer", "Limits", "Once", "ending", "forward_send", "forward_throw", "unlimited_stream"]
+__all__ = [
+    "Closer",
+    "Limits",
+    "Once",
+    "ending",
+    "forward_send",
+    "forward_throw",
+    "unlimited_stream",
+    "verdict",
+]
 
 T = TypeVar("T")
 
@@ -108,7 +117,21 @@ async def ending(
         if not source.closing_outside:
             source.close_error = await close(source, limits.close_timeout)
         return None
-    problem = await close(source, limits.close_timeout)
+    return verdict(limits, exc, expired, await close(source, limits.close_timeout))
+
+
+def verdict(
+    limits: Limits,
+    exc: BaseException | None,
+    expired: StreamTimeoutError | None,
+    problem: BaseException | None,
+) -> BaseException | None:
+    """What the consumer must see once the source is closed: see :func:`ending`, of which this
+    is the part after the close (``problem``: what closing went wrong with, if anything).
+
+    A backend may call it directly when there is nothing to close (``Source.settled()``),
+    unless the stream ends with ``GeneratorExit``.
+    """
     if exc is None:
         return problem
     if expired is not None and exc is expired:
