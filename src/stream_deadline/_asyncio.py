@@ -32,6 +32,10 @@ NAME: Final = "asyncio"
 T = TypeVar("T")
 _inf: Final = math.inf
 _neg_inf: Final = -math.inf
+_CANCELLED_FOR: Final[dict[str, str]] = {
+    limit: f"stream_deadline: the {limit} limit passed" for limit in ("deadline", "first_item", "idle")
+}
+"""The message of the watchdog's cancellation, by limit."""
 _EAGER_IDLE: Final = 0.001
 """An ``idle`` limit below this (zero included) is armed by each pull itself: looking ahead
 for it, the watchdog would wake on nearly every turn of the loop while no pull is in flight."""
@@ -234,10 +238,6 @@ class _Watchdog:
         """Queue entries of the same time are equal, whichever watchdog they hold."""
         return False
 
-    def arm(self, when: float) -> None:
-        """Wake at ``when``."""
-        self.alarms.arm(self, when)
-
     def arm_by(self, when: float) -> None:
         """Make sure to wake by ``when`` (or by the deadline, if sooner): an alarm due earlier
         stays, as it re-arms for the pull in flight when it wakes."""
@@ -262,8 +262,8 @@ class _Watchdog:
                     limits.close_timeout,
                 )
                 self.fired = (fired, strikes + 1, puller)
-                puller.cancel(f"stream_deadline: the {fired} limit passed")
-                self.arm(when + limits.close_timeout)
+                puller.cancel(_CANCELLED_FOR[fired])
+                self.alarms.arm(self, when + limits.close_timeout)
             return
         limit: Limit
         bound, limit = self.deadline_at, "deadline"
@@ -273,14 +273,14 @@ class _Watchdog:
                 bound, limit = self.pull_started + span, ("idle" if self.later else "first_item")
             if bound <= when:
                 self.fired = (limit, 1, puller)
-                puller.cancel(f"stream_deadline: the {limit} limit passed")
+                puller.cancel(_CANCELLED_FOR[limit])
                 if limits.close_timeout < _inf:
-                    self.arm(when + limits.close_timeout)
+                    self.alarms.arm(self, when + limits.close_timeout)
                 return
         if limits.idle is not None and limits.idle >= _EAGER_IDLE and when + limits.idle < bound:
             bound = when + limits.idle  # a pull starting now could be due no sooner
         if when < bound < _inf:
-            self.arm(bound)
+            self.alarms.arm(self, bound)
 
     def ours(self) -> bool:
         """Whether the cancellation of the task the watchdog cancelled was its alone: take its

@@ -77,7 +77,8 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         # A coroutine, not the generator's own awaitable: a task cancelled before its first
         # step then ends without touching the generator (CPython 3.11 would throw the
         # cancellation into an unstarted asend(), at the generator's `yield`, as if athrow()).
-        return await self._generator().__anext__()
+        gen = self._gen
+        return await (self._generator() if gen is None else gen).__anext__()
 
     async def asend(self, value: Any, /) -> T_co:  # noqa: ANN401 (any value the source takes)
         """Send ``value`` to the source's ``yield`` and return its next item, under the same limits."""
