@@ -8,7 +8,7 @@ import gc
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 import looptime
@@ -225,3 +225,74 @@ def test_a_stream_arming_on_every_pull_does_not_grow_the_alarm_queue() -> None:
         return entries
 
     assert 0 < run_virtual(main()) < 100
+
+
+async def _three_then_stall(closed: list[bool]) -> AsyncGenerator[int, None]:
+    """0, 1, 2 at 10 ms intervals, then a wait of an hour; notes its close."""
+    try:
+        for i in range(3):
+            await asyncio.sleep(0.01)
+            yield i
+        await asyncio.sleep(3600)
+        yield 99
+    finally:
+        closed.append(True)
+
+
+def test_a_stream_made_in_one_loop_is_watched_in_the_loop_that_iterates_it() -> None:
+    """``aiter(stream)`` in one event loop (closed since), the iteration in another: the
+    stream is cut at exactly its 1 s deadline on the iterating loop's clock, after all three
+    items, and its source is closed once (the generator must not use the first loop)."""
+    closed: list[bool] = []
+    stream = with_deadline(_three_then_stall(closed), 1)
+
+    async def make() -> AsyncIterator[int]:
+        return aiter(stream)
+
+    iterator = run_virtual(make())
+
+    async def consume() -> tuple[list[int], str, float]:
+        loop = asyncio.get_running_loop()
+        start, got = loop.time(), []
+        with pytest.raises(StreamTimeoutError) as info:
+            async for item in iterator:
+                got.append(item)
+        return got, info.value.limit, loop.time() - start
+
+    got, limit, at = run_virtual(consume())
+    assert (got, limit, at, closed) == ([0, 1, 2], "deadline", pytest.approx(1), [True])
+
+
+def test_a_stream_made_in_a_busy_loop_of_another_thread_is_watched_in_its_own() -> None:
+    """``aiter(stream)`` in a task of a loop in another thread, and the stream iterated here
+    while that loop's thread is still inside a task step (so that loop has a current task):
+    the stream is cut at exactly its 1 s deadline on this loop's clock, not left to the
+    other loop, whose timer it must not touch from here."""
+    closed: list[bool] = []
+    stream = with_deadline(_three_then_stall(closed), 1)
+    made, release = threading.Event(), threading.Event()
+    iterators: list[AsyncIterator[int]] = []
+
+    async def make_and_block() -> None:
+        iterators.append(aiter(stream))
+        made.set()
+        release.wait(30)  # blocks this task's step: its loop has a current task meanwhile
+
+    other = threading.Thread(target=lambda: asyncio.run(make_and_block()))
+    other.start()
+    try:
+        assert made.wait(30)
+
+        async def consume() -> tuple[list[int], str, float]:
+            loop = asyncio.get_running_loop()
+            start, got = loop.time(), []
+            with pytest.raises(StreamTimeoutError) as info:
+                async for item in iterators[0]:
+                    got.append(item)
+            return got, info.value.limit, loop.time() - start
+
+        got, limit, at = run_virtual(consume())
+    finally:
+        release.set()
+        other.join(30)
+    assert (got, limit, at, closed) == ([0, 1, 2], "deadline", pytest.approx(1), [True])

@@ -20,6 +20,7 @@ import time
 import weakref
 from asyncio import CancelledError
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from threading import get_ident
 from typing import Any, Final, TypeVar
 
 from ._engine import Limits, Once, ending, forward_send, forward_throw, verdict
@@ -314,11 +315,16 @@ class _Watchdog:
 
 
 async def limited_stream(
-    source: Source[T], limits: Limits, loop: asyncio.AbstractEventLoop | None = None
+    source: Source[T], limits: Limits, loop: asyncio.AbstractEventLoop | None = None, thread: int = 0
 ) -> AsyncGenerator[T, Any]:
-    """Pull ``source`` under ``limits`` on ``loop`` (the running loop, when not given); see
-    :func:`~stream_deadline.with_deadline`."""
-    if loop is None:
+    """Pull ``source`` under ``limits``; see :func:`~stream_deadline.with_deadline`.
+
+    ``loop`` is the loop that ran in thread ``thread`` when the generator was made: taken as
+    the running loop only if it is still running a task in this thread (only one loop runs in
+    a thread), which costs less than asking for the running loop again; otherwise (the stream
+    was made in one loop and is iterated in another) the running loop is asked for.
+    """
+    if loop is None or thread != get_ident() or task_of(loop) is None:
         loop = asyncio.get_running_loop()
     watchdog = _Watchdog(_alarms(loop), source, limits)
     now = watchdog.alarms.clock

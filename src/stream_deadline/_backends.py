@@ -6,6 +6,7 @@ import asyncio
 import sys
 from asyncio import _get_running_loop  # pyright: ignore[reportPrivateUsage] (exported by asyncio)
 from collections.abc import AsyncGenerator, Callable
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _asyncio
@@ -53,7 +54,7 @@ def start_stream(source: Source[T], limits: Limits) -> tuple[AsyncGenerator[T, A
     if loop is not None and _asyncio.task_of(loop) is not None:
         if limits.unlimited:
             return unlimited_stream(_asyncio.close, source, limits), _asyncio.close
-        return _asyncio.limited_stream(source, limits, loop), _asyncio.close
+        return _asyncio.limited_stream(source, limits, loop, get_ident()), _asyncio.close
     backend = current_backend("iterating a with_deadline() stream")
     if limits.unlimited:
         return unlimited_stream(backend.close, source, limits), backend.close
