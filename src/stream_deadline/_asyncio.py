@@ -326,6 +326,7 @@ async def limited_stream(
     """
     if loop is None or thread != get_ident() or task_of(loop) is None:
         loop = asyncio.get_running_loop()
+    del thread  # (an int object this frame would otherwise hold: memory per stream counts)
     watchdog = _Watchdog(_alarms(loop), source, limits)
     now = watchdog.alarms.clock
     started, deadline_at = watchdog.pull_started, watchdog.deadline_at
