@@ -290,9 +290,10 @@ class _Watchdog:
             return False
         fired, strikes, task = self.fired
         pending = task.cancelling()
-        for _ in range(strikes):
-            pending = task.uncancel()
-        self.fired = (fired, 0, task)  # taken back: a second call changes nothing
+        if strikes:
+            for _ in range(strikes):
+                pending = task.uncancel()
+            self.fired = (fired, 0, task)  # taken back: a second call changes nothing
         return pending == 0
 
     def ignored(self) -> CancelledError:

@@ -51,14 +51,14 @@ def start_stream(source: Source[T], limits: Limits) -> tuple[AsyncGenerator[T, A
     """
     # Asked once and handed on: on Linux, every asyncio.get_running_loop() calls getpid().
     loop = _get_running_loop()
-    if loop is not None and _asyncio.task_of(loop) is not None:
-        if limits.unlimited:
-            return unlimited_stream(_asyncio.close, source, limits), _asyncio.close
-        return _asyncio.limited_stream(source, limits, loop, get_ident()), _asyncio.close
-    backend = current_backend("iterating a with_deadline() stream")
+    backend = _backend_of(loop, "iterating a with_deadline() stream")
     if limits.unlimited:
-        return unlimited_stream(backend.close, source, limits), backend.close
-    return backend.limited_stream(source, limits), backend.close
+        gen = unlimited_stream(backend.close, source, limits)
+    elif backend is _asyncio:
+        gen = _asyncio.limited_stream(source, limits, loop, get_ident())
+    else:
+        gen = backend.limited_stream(source, limits)
+    return gen, backend.close
 
 
 def current_backend(what: str) -> Backend:
@@ -66,10 +66,11 @@ def current_backend(what: str) -> Backend:
 
     Raises :class:`RuntimeError` naming ``what`` when neither asyncio nor trio is running.
     """
-    try:
-        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
+    return _backend_of(_get_running_loop(), what)
+
+
+def _backend_of(loop: asyncio.AbstractEventLoop | None, what: str) -> Backend:
+    """The backend running this code, given the thread's running asyncio loop (if any)."""
     if loop is not None and _asyncio.task_of(loop) is not None:
         return _asyncio  # in an asyncio task (trio as asyncio's guest runs in plain callbacks)
     trio = sys.modules.get("trio")

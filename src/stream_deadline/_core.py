@@ -204,14 +204,22 @@ def _is_decoratable(func: object) -> bool:
 
 
 def _decorator(seconds: object, options: _Options) -> _Decorator:
+    limits_for: Callable[..., Limits]
     if callable(seconds):
-        per_call: Callable[..., object] | None = seconds
-        static = Limits(None, None, *options)  # (not used: each call computes its own)
+        per_call: Callable[..., object] = seconds
         origin = f" (returned by {getattr(seconds, '__qualname__', repr(seconds))})"
+
+        def computed(*args: object, **kwargs: object) -> Limits:
+            return _make_limits(per_call(*args, **kwargs), options, origin)
+
+        limits_for = computed
     else:
-        per_call = None
         static = _make_limits(seconds, options)
-        origin = ""
+
+        def fixed(*_args: object, **_kwargs: object) -> Limits:
+            return static
+
+        limits_for = fixed
 
     def decorate(func: Callable[P, AsyncIterator[T]], /) -> Callable[P, DeadlineStream[T]]:
         if not _is_decoratable(func):
@@ -228,8 +236,7 @@ def _decorator(seconds: object, options: _Options) -> _Decorator:
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> DeadlineStream[T]:
-            limits = static if per_call is None else _make_limits(per_call(*args, **kwargs), options, origin)
-            return DeadlineStream(func(*args, **kwargs), limits)
+            return DeadlineStream(func(*args, **kwargs), limits_for(*args, **kwargs))
 
         wrapper.__stream_deadline__ = True  # type: ignore[attr-defined]
         return wrapper

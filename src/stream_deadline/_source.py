@@ -90,9 +90,6 @@ class Source(Generic[T]):
 
 
 async def _close(obj: object) -> None:
-    if type(obj) is AsyncGeneratorType:
-        await obj.aclose()
-        return
     method: Any = getattr(obj, "aclose", None) or getattr(obj, "close", None)
     if method is None:
         return
