@@ -262,3 +262,29 @@ def test_the_first_bad_parameter_is_named_even_with_a_bad_source(bad: str) -> No
     with pytest.raises((TypeError, ValueError)) as info:
         with_deadline(42, seconds, **kwargs)
     assert f"`{bad}`" in str(info.value) or "`source`" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("bad", "equal_good"), [(True, 1), (False, 0), (Decimal(5), 5), (Decimal("2.5"), 2.5)]
+)
+@pytest.mark.parametrize("options", [{}, {"idle": 1.0, "on_timeout": "stop"}])
+def test_a_bad_value_equal_to_a_good_one_seen_before_is_still_refused(
+    bad: object, equal_good: float, options: dict[str, Any]
+) -> None:
+    """Streams with the same limits share them, looked up by value; a value that compares
+    (and hashes) equal to an accepted one but has a refused type (a boolean, a Decimal) is
+    still refused, after the accepted one was used with the same options."""
+    assert bad == equal_good
+    assert hash(bad) == hash(equal_good)
+    with_deadline(agen(), equal_good, **options)  # accepted, and now shared
+    with pytest.raises(TypeError, match="`seconds`"):
+        with_deadline(agen(), bad, **options)
+
+
+def test_on_timeout_raise_spelt_by_another_string_object_is_the_default() -> None:
+    """``on_timeout`` is compared by value: a "raise" that is not the default's string object
+    (built at run time) is accepted and means raising, like the default."""
+    spelt = "".join(["rai", "se"])  # noqa: FLY002 (a string object made at run time)
+    assert spelt == "raise"
+    stream = with_deadline(agen(), 5, on_timeout=spelt)
+    assert stream._limits.stop is False  # (white-box: what the option became)

@@ -34,6 +34,7 @@ PerCall: TypeAlias = "Callable[Concatenate[Any, ...], Seconds] | Callable[[], Se
 methods): ``lambda self, *args, **kwargs: self.stream_timeout``."""
 
 DEFAULT_CLOSE_TIMEOUT: Final = 5.0
+_RAISE: Final = "raise"  # (the default of `on_timeout`, told apart by identity)
 
 
 class _Missing:
@@ -158,18 +159,26 @@ def _make_limits(seconds: object, options: _Options, origin: str = "") -> Limits
                 "`seconds` must be a number of seconds, None or a Deadline; a callable that computes"
                 " the limit per call works only in the decorator form: @with_deadline(lambda *a, **k: ...)"
             )
-    key = (check_seconds("seconds", seconds, origin=origin), *options)
+    else:
+        # A plain number equal to one checked before (for these same options) needs no check.
+        limits = _SHARED_LIMITS.get((seconds, options))
+        if limits is not None:
+            return limits
+    checked = check_seconds("seconds", seconds, origin=origin)
+    key = (checked, options)
     limits = _SHARED_LIMITS.get(key)
     if limits is None:
         if len(_SHARED_LIMITS) >= _SHARED_LIMITS_MAX:
             _SHARED_LIMITS.clear()
-        limits = _SHARED_LIMITS[key] = Limits(key[0], None, *options)
+        limits = _SHARED_LIMITS[key] = Limits(checked, None, *options)
     return limits
 
 
-_SHARED_LIMITS: Final[dict[tuple[float | None, float | None, float | None, bool, float], Limits]] = {}
-"""Streams with the same limits share one (immutable) Limits: 80 bytes less per stream."""
+_SHARED_LIMITS: Final[dict[tuple[float | None, _Options], Limits]] = {}
+"""Streams with the same limits share one (immutable) Limits: 80 bytes less per stream. Keyed
+by checked values only (an int and the equal float are one key)."""
 _SHARED_LIMITS_MAX: Final = 256
+_DEFAULT_OPTIONS: Final[_Options] = (None, None, False, DEFAULT_CLOSE_TIMEOUT)
 
 
 def _is_async_iterable(obj: object) -> bool:
@@ -281,7 +290,7 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
     *,
     first_item: float | None = None,
     idle: float | None = None,
-    on_timeout: Literal["raise", "stop"] = "raise",
+    on_timeout: Literal["raise", "stop"] = _RAISE,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
 ) -> DeadlineStream[Any] | _Decorator:
     """Put a deadline on an async iterator, or, without one, decorate an async generator function.
@@ -348,18 +357,22 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
         TypeError: a parameter has the wrong type (see 12).
         ValueError: a limit is negative or NaN, or ``on_timeout`` is not a known word.
     """
-    options = (
-        check_seconds("first_item", first_item),
-        check_seconds("idle", idle),
-        check_on_timeout(on_timeout),
-        check_close_timeout(close_timeout),
-    )
+    if first_item is idle is None and on_timeout is _RAISE and close_timeout is DEFAULT_CLOSE_TIMEOUT:
+        options = _DEFAULT_OPTIONS  # (all left out: nothing to check)
+    else:
+        options = (
+            check_seconds("first_item", first_item),
+            check_seconds("idle", idle),
+            check_on_timeout(on_timeout),
+            check_close_timeout(close_timeout),
+        )
     if source is _MISSING:
         if seconds is _MISSING:
             raise TypeError("with_deadline() needs `seconds`: a number, None (no total limit) or a Deadline")
         return _decorator(seconds, options)
     if seconds is not _MISSING:
-        _check_source(source)
+        if not _is_async_iterable(source):
+            _check_source(source)
         return DeadlineStream(source, _make_limits(seconds, options))
     if _is_async_iterable(source):
         raise TypeError(
