@@ -221,7 +221,7 @@ def test_a_stream_arming_on_every_pull_does_not_grow_the_alarm_queue() -> None:
         async with with_deadline(numbers(20_000), 60, idle=0.0005) as stream:
             async for i in stream:
                 if i == 19_999:
-                    entries = len(_asyncio._ALARMS[id(loop)].queue)  # (white-box)
+                    entries = len(_asyncio._ALARMS[id(loop)]().queue)  # (white-box)
         return entries
 
     assert 0 < run_virtual(main()) < 100
@@ -296,3 +296,32 @@ def test_a_stream_made_in_a_busy_loop_of_another_thread_is_watched_in_its_own() 
         release.set()
         other.join(30)
     assert (got, limit, at, closed) == ([0, 1, 2], "deadline", pytest.approx(1), [True])
+
+
+def test_a_loops_alarms_are_forgotten_with_its_streams() -> None:
+    """The registry of each loop's alarms keeps no entry behind: not once the loop's last
+    stream has ended, and not for a loop closed with a stream still open (its async
+    generators never shut down), once that loop is garbage."""
+
+    async def ended() -> int:
+        stream = with_deadline(counting([]), 60)
+        await anext(stream)
+        assert id(asyncio.get_running_loop()) in _asyncio._ALARMS  # (white-box)
+        await stream.aclose()
+        return id(asyncio.get_running_loop())
+
+    assert run_virtual(ended()) not in _asyncio._ALARMS
+
+    async def left_open() -> AsyncIterator[int]:
+        stream = with_deadline(counting([]), 60)
+        await anext(stream)
+        return stream
+
+    loop = looptime.patch_event_loop(asyncio.new_event_loop())
+    key = id(loop)
+    stream = loop.run_until_complete(left_open())
+    assert key in _asyncio._ALARMS
+    loop.close()  # (no shutdown_asyncgens(): the stream stays open)
+    del loop, stream  # all of it is garbage now
+    gc.collect()
+    assert key not in _asyncio._ALARMS

@@ -95,7 +95,7 @@ class _Alarms:
     watchdog left, the handle is cancelled and the loop forgotten.
     """
 
-    __slots__ = ("__weakref__", "at", "clock", "context", "handle", "live", "loop", "queue")
+    __slots__ = ("__weakref__", "at", "clock", "context", "handle", "live", "loop", "queue", "ref")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: a loop closed with streams still open (no shutdown_asyncgens) is then garbage
@@ -109,6 +109,8 @@ class _Alarms:
         self.live = 0  # watchdogs armed
         self.handle: asyncio.Handle | None = None
         self.at = _inf  # when the handle runs
+        key = id(loop)
+        self.ref = _ALARMS[key] = weakref.ref(self, lambda ref: _forget(key, ref))  # (not self)
 
     def arm(self, watchdog: _Watchdog, when: float) -> None:
         """Wake ``watchdog`` at ``when``, instead of whenever it was to wake before."""
@@ -179,19 +181,27 @@ class _Alarms:
         self.handle, self.at = None, _inf
         self.queue.clear()
         loop = self.loop()
-        if loop is not None and _ALARMS.get(id(loop)) is self:
-            del _ALARMS[id(loop)]
+        if loop is not None:
+            _forget(id(loop), self.ref)
 
 
-_ALARMS: Final[weakref.WeakValueDictionary[int, _Alarms]] = weakref.WeakValueDictionary()
-"""Each loop's alarms, by ``id(loop)``; held only by its streams and its timer handle."""
+_ALARMS: Final[dict[int, weakref.ref[_Alarms]]] = {}
+"""Each loop's alarms, by ``id(loop)``, weakly: they are held only by the loop's streams and
+timer handle. (A plain dict of references: a ``WeakValueDictionary`` lookup runs Python code.)"""
 
 
 def _alarms(loop: asyncio.AbstractEventLoop) -> _Alarms:
-    alarms = _ALARMS.get(id(loop))
+    ref = _ALARMS.get(id(loop))
+    alarms = None if ref is None else ref()
     if alarms is None or alarms.loop() is not loop:  # (none yet, or a dead loop's id reused)
-        alarms = _ALARMS[id(loop)] = _Alarms(loop)
+        alarms = _Alarms(loop)  # (which registers itself)
     return alarms
+
+
+def _forget(key: int, ref: weakref.ref[_Alarms]) -> None:
+    """Drop the entry ``key`` if it still is ``ref`` (a later loop with the same id has its own)."""
+    if _ALARMS.get(key) is ref:
+        del _ALARMS[key]
 
 
 class _Watchdog:

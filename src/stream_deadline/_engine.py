@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 from ._deadline import Deadline
@@ -48,11 +48,11 @@ class Limits:
     stop: bool
     """``on_timeout="stop"``: end quietly instead of raising."""
     close_timeout: float
+    unlimited: bool = field(init=False, repr=False, compare=False)
+    """Whether no limit at all is set: the stream then only passes items through."""
 
-    @property
-    def unlimited(self) -> bool:
-        """Whether no limit at all is set: the stream then only passes items through."""
-        return self.seconds is None and self.first_item is None and self.idle is None
+    def __post_init__(self) -> None:
+        self.unlimited = self.seconds is None and self.first_item is None and self.idle is None
 
     def deadline_at(self, started: float, backend: str) -> float:
         """The total deadline on the loop's clock for a stream first pulled at ``started``
