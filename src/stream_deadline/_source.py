@@ -72,21 +72,28 @@ class Source(Generic[T]):
             self.closed = True
         return True
 
-    async def close(self) -> None:
-        """Close the iterator, then the iterable if it is another object; only the first call acts."""
+    def close(self) -> Coroutine[Any, Any, None]:
+        """Return the closing of the iterator, then of the iterable if it is another object, to
+        await at once; only the first call closes anything (the source counts as closed from it on)."""
         if self.closed:
-            return
+            return _nothing()
         self.closed = True
         it = self.iterator
-        if it is self.iterable and type(it) is AsyncGeneratorType:  # the common case, directly
-            await it.aclose()
-            return
+        if it is self.iterable and type(it) is AsyncGeneratorType:  # the common case: no coroutine around
+            return it.aclose()
+        return self._close_both()
+
+    async def _close_both(self) -> None:
         try:
             if self.iterator is not None:
                 await _close(self.iterator)
         finally:
             if self.iterable is not self.iterator:
                 await _close(self.iterable)
+
+
+async def _nothing() -> None:
+    pass
 
 
 async def _close(obj: object) -> None:
