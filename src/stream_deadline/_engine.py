@@ -172,6 +172,8 @@ async def unlimited_stream(close: Closer, source: Source[T], limits: Limits) -> 
                 try:
                     sent = yield item
                 except GeneratorExit:
+                    if source.closing_outside:  # (the common close, cut short)
+                        return  # DeadlineStream.aclose() closes the source itself (see `ending`)
                     raise
                 except BaseException as thrown:  # noqa: BLE001 (athrow(): forwarded to the source)
                     forward = Once(forward_throw(iterator, thrown))
