@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import heapq
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from common import Backend, median, percentile, run_on
 from stream_deadline import StreamTimeoutError, with_deadline
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["Scale", "run_b4"]
 
@@ -58,6 +59,10 @@ class Scale:
     """Of the three together (collector running), the time spent in collections, per stream."""
     gc_full: float = 0.0
     """How many full (generation 2) collections ran meanwhile."""
+    floor_us: float = 0.0
+    """The same three for the skeleton (see ``_Skeleton``): the floor of create + close."""
+    floor_gc_us: float = 0.0
+    floor_gc_full: float = 0.0
     deadline: float = 0.0
     lateness: dict[str, float] = field(default_factory=dict)
     floor: dict[str, float] = field(default_factory=dict)
@@ -113,9 +118,52 @@ class _Collections:
             self.full += info["generation"] == 2  # (2: the oldest generation)
 
 
-async def _timings(n: int, collections: _Collections | None = None) -> tuple[float, float, float]:
-    """Per stream, seconds: ``with_deadline()``, first pull (net), ``aclose()`` (net); the
-    collections that ran meanwhile go to ``collections``."""
+class _SkeletonState:
+    """What a timer must reach to cut a pull: the deadline, the pulling task, the source."""
+
+    __slots__ = ("deadline_at", "puller", "source")
+
+
+class _Skeleton:
+    """The floor of create + close: the objects a deadlined stream holds, and none of the work.
+
+    Per stream: this object (the handle the user holds, with an ``aclose()`` and a ``__anext__``
+    of its own), a pass-through async generator (the per-item path that B1 needs; asyncio keeps
+    a weak reference to every async generator it runs), a state object for the timer to reach
+    (not the handle itself: the generator refers to that state, and a timer holding the handle
+    would keep an abandoned stream's generator from being finalized, and its source open), and
+    one entry in a heap of timers. No checks, no clock read per pull, no cancellation handling,
+    and the entry is left behind at close.
+    """
+
+    __slots__ = ("_gen", "_state")
+
+    def __init__(self, source: AsyncIterator[int], timers: list[tuple[float, _SkeletonState]]) -> None:
+        state = self._state = _SkeletonState()
+        state.source = source
+        state.puller = None
+        state.deadline_at = time.monotonic() + LONG
+        heapq.heappush(timers, (state.deadline_at, state))
+        self._gen = _pass_through(source)
+
+    def __anext__(self) -> Awaitable[int]:
+        return self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+        await self._state.source.aclose()  # type: ignore[attr-defined]
+
+
+async def _pass_through(source: AsyncIterator[int]) -> AsyncIterator[int]:
+    async for item in source:
+        yield item
+
+
+async def _timings(
+    n: int, collections: _Collections | None = None, *, skeleton: bool = False
+) -> tuple[float, float, float]:
+    """Per stream, seconds: ``with_deadline()`` (or the skeleton), first pull (net),
+    ``aclose()`` (net); the collections that ran meanwhile go to ``collections``."""
     bare = _sources(n)
     gc.collect()
     t0 = time.perf_counter()
@@ -129,12 +177,16 @@ async def _timings(n: int, collections: _Collections | None = None) -> tuple[flo
     del bare
 
     sources = _sources(n)
+    timers: list[tuple[float, _SkeletonState]] = []
     gc.collect()
     if collections is not None:
         gc.callbacks.append(collections)
     try:
         t0 = time.perf_counter()
-        streams = [with_deadline(src, LONG) for src in sources]
+        if skeleton:
+            streams: list[Any] = [_Skeleton(src, timers) for src in sources]
+        else:
+            streams = [with_deadline(src, LONG) for src in sources]
         t1 = time.perf_counter()
         for stream in streams:
             await anext(stream)
@@ -194,10 +246,17 @@ def run_b4(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = prin
         - base
     ) / n
     collected = [_Collections() for _ in range(reps)]
-    timings = [run_on(backend, lambda c=c: _timings(n, c)) for c in collected]
+    floor_collected = [_Collections() for _ in range(reps)]
+    timings, floor_timings = [], []
+    for c, fc in zip(collected, floor_collected, strict=True):  # alternating, round by round
+        timings.append(run_on(backend, lambda c=c: _timings(n, c)))
+        floor_timings.append(run_on(backend, lambda fc=fc: _timings(n, fc, skeleton=True)))
     row.create_us, row.first_pull_us, row.close_us = (median([t[k] for t in timings]) * 1e6 for k in range(3))
     row.gc_us = median([c.seconds for c in collected]) / n * 1e6
     row.gc_full = median([c.full for c in collected])
+    row.floor_us = median([sum(t) for t in floor_timings]) * 1e6
+    row.floor_gc_us = median([c.seconds for c in floor_collected]) / n * 1e6
+    row.floor_gc_full = median([c.full for c in floor_collected])
     paused = []
     for _ in range(reps):
         gc.disable()
@@ -215,7 +274,8 @@ def run_b4(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = prin
         f"  B4 {backend:8} n={n:<7} mem {row.bytes_b:6.0f} B (b) {row.bytes_c:6.0f} B (c) | create"
         f" {row.create_us:5.2f} + first pull {row.first_pull_us:5.2f} + close {row.close_us:5.2f}"
         f" = {row.create_close_us:5.2f} us ({row.create_close_nogc_us:5.2f} without GC; collections"
-        f" {row.gc_us:.2f} us, {row.gc_full:g} full)"
+        f" {row.gc_us:.2f} us, {row.gc_full:g} full; skeleton floor {row.floor_us:.2f} us, collections"
+        f" {row.floor_gc_us:.2f} us, {row.floor_gc_full:g} full)"
         f" | lateness ms p50 {row.lateness['p50']:.1f} p99 {row.lateness['p99']:.1f}"
         f" max {row.lateness['max']:.1f}"
         f" (floor p99 {row.floor['p99']:.1f})"

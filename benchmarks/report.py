@@ -136,7 +136,8 @@ def _b4_targets(results: Results) -> list[Target]:
                 "≤ 5 µs",
                 f"{sc.create_close_us:.2f} µs ({sc.create_close_nogc_us:.2f} µs GC paused; of the"
                 f" {sc.create_close_us:.2f}, {sc.gc_us:.2f} µs in collections,"
-                f" {sc.gc_full:g} of them full)",
+                f" {sc.gc_full:g} of them full; floor: the skeleton {sc.floor_us:.2f} µs,"
+                f" {sc.floor_gc_us:.2f} µs in collections, {sc.floor_gc_full:g} full)",
                 sc.create_close_us <= 5.0,
             ),
         ]
@@ -334,7 +335,13 @@ def write_markdown(results: Results, path: Path) -> None:
             " each net of"
             " the bare source's own cost for the same step. *In collections*: the time the garbage"
             " collector ran during the three (median, per stream; `gc.callbacks`), and how many of those"
-            " runs were full collections, which traverse every object alive."
+            " runs were full collections, which traverse every object alive. The *skeleton* is the floor"
+            " of the three: per stream a handle object, a pass-through async generator (the per-item"
+            " path B1 needs; asyncio keeps a weak reference to each), a state object for the timer to"
+            " reach (the timer must not hold the handle: that would keep an abandoned stream's"
+            " generator from being finalized and its source open) and one entry in a heap of timers;"
+            " no checks, no clock per pull, no cancellation handling (`_Skeleton` in"
+            " `benchmarks/b4_scale.py`), measured in the same rounds."
             " Lateness: every consumer on a stalled source, cut"
             " by its deadline (1 s per 25,000 streams, at least 1 s, so that all have started); the floor is"
             " `asyncio.timeout` around each consumer's loop."
@@ -352,6 +359,7 @@ def write_markdown(results: Results, path: Path) -> None:
                 "total µs",
                 "total, GC paused",
                 "in collections µs (full ones)",
+                "skeleton floor µs (in collections, full ones)",
                 "deadline",
                 "lateness p50 / p99 / max ms",
                 "floor p99 ms",
@@ -368,13 +376,14 @@ def write_markdown(results: Results, path: Path) -> None:
                     f"{sc.create_close_us:.2f}",
                     f"{sc.create_close_nogc_us:.2f}",
                     f"{sc.gc_us:.2f} ({sc.gc_full:g})",
+                    f"{sc.floor_us:.2f} ({sc.floor_gc_us:.2f}, {sc.floor_gc_full:g})",
                     f"{sc.deadline:g} s",
                     " / ".join(f"{sc.lateness[k]:.1f}" for k in ("p50", "p99", "max")),
                     f"{sc.floor['p99']:.1f}",
                 ]
                 for sc in results.b4
             ],
-            "lrrrrrrrrrrrr",
+            "lrrrrrrrrrrrrr",
         ),
         "",
         "## Method",
