@@ -105,6 +105,11 @@ def _b2_b3_targets(results: Results) -> list[Target]:
                 if (f.backend, f.workload) == (o.backend, o.workload) and f.variant.startswith("floor")
             )
             measured = f"{o.overhead_pct:+.2f} %" + (f" (floor: {floors})" if floors else "")
+            measured += "".join(
+                f" (control, the plain chain against itself: {c.overhead_pct:+.2f} %)"
+                for c in results.b2
+                if (c.backend, c.workload) == (o.backend, o.workload) and c.variant.startswith("control")
+            )
             out.append(Target(what, f"≤ {limit:g} %", measured, o.overhead_pct <= limit))
     for lat in results.b3:
         if lat.backend == "asyncio" and lat.cutter == "with_deadline" and lat.error:
@@ -245,7 +250,8 @@ def write_markdown(results: Results, path: Path) -> None:
         "## B2: overhead on realistic streams",
         "",
         (
-            f"Each workload drained without and with `with_deadline`, alternating, {s.b2_reps} rounds; the"
+            "Each workload drained without and with `with_deadline`, alternating round by round,"
+            f" {s.b2_reps} rounds for the loop-yielding source and {s.b2_chain_reps} for the chain; the"
             " overhead is the median over the rounds of (with / without - 1). The loop-yielding source"
             f" awaits `sleep(0)` before each of its {s.b2_items:,} items. The chain is"
             " `ChatPromptTemplate | model` streamed with `chain.astream()`,"
@@ -253,10 +259,13 @@ def write_markdown(results: Results, path: Path) -> None:
             " model a minimal `BaseChatModel` whose `_astream` is decorated with"
             " `@with_deadline(lambda self, *a, **k: self.stream_timeout)` (LangChain pulls every chunk of a"
             " chain in a fresh task). The *floor* rows wrap the same workload in the cheapest wrapper"
-            " conceivable: a pass-through async generator (`async for x in src: yield x`), which any"
+            " conceivable: a pass-through async generator (`async for x in src: yield x`; in the chain,"
+            " what the model's `_astream` returns), which any"
             " wrapper able to turn the source's cancellation into its own error must at least be, and on"
             " trio a plain `trio.CancelScope()` around each pull, the least any cancellation-based limit"
             " needs there (trio cancels only through scopes, and none may stay open across a `yield`)."
+            " The chain's *control* row is the plain chain measured again as if it were a variant: its"
+            " overhead, which should be zero, is how far the measurement errs by itself."
         ),
         "",
         *_table(

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             for backend in BACKENDS
             for row in run_b2_loop(backend, settings.b2_items, settings.b2_reps, _log)
         ]
-        b2 += run_b2_chain("asyncio", settings.b2_chain_chunks, settings.b2_reps, _log)
+        b2 += run_b2_chain("asyncio", settings.b2_chain_chunks, settings.b2_chain_reps, _log)
     if "B3" in only:
         _log("B3 precision: lateness past a 1 s deadline")
         b3 = [
