@@ -24,7 +24,7 @@ from common import Backend, median, run_on
 
 from stream_deadline import StreamTimeoutError, with_deadline
 
-__all__ = ["BASELINE", "PerItem", "run_b1"]
+__all__ = ["BASELINE", "SKETCH", "WD_A", "WD_B", "WD_C", "PerItem", "run_b1"]
 
 LONG: Final = 60.0
 """Every limit in B1: long enough never to fire, so only the bookkeeping is measured."""
@@ -136,6 +136,45 @@ async def check_on_chunk_trio(src: AsyncIterator[int], seconds: float) -> AsyncI
         yield x
 
 
+class CoroutineAnext:
+    """A design sketch, not a peer: the per-pull work of ``with_deadline`` (b) in a class whose
+    ``__anext__`` is a coroutine, with no async generator per stream.
+
+    It reads the clock, checks the deadline, notes the pulling task for a watchdog, awaits the
+    source and counts the item, and nothing else (no watchdog, no cancellation handling): what a
+    design without a generator of its own pays per item at least. B4's figures for
+    create + close explain why one would want such a design, this row why it is not ours.
+    """
+
+    __slots__ = ("_deadline_at", "_items", "_loop", "_puller", "_source", "_started")
+
+    def __init__(self, src: AsyncIterator[int], seconds: float) -> None:
+        self._source = src
+        self._loop = asyncio.get_running_loop()
+        self._deadline_at = time.monotonic() + seconds
+        self._items = 0.0
+        self._puller: object = None
+        self._started = 0.0
+
+    def __aiter__(self) -> CoroutineAnext:
+        return self
+
+    async def __anext__(self) -> int:
+        t = time.monotonic()
+        if t >= self._deadline_at:
+            raise StreamTimeoutError("deadline", LONG, t, int(self._items))
+        self._started = t
+        self._puller = _current_task(self._loop)
+        item = await self._source.__anext__()
+        self._puller = None
+        self._items += 1.0
+        return item
+
+
+_current_task: Final = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001  # (as with_deadline does on 3.11)
+SKETCH: Final = "sketch: coroutine __anext__, no generator"
+
+
 def _over(wrap: Callable[[AsyncIterator[int]], AsyncIterator[int]]) -> Drain:
     async def drain(src: AsyncIterator[int]) -> None:
         async for _ in wrap(src):
@@ -174,6 +213,7 @@ ASYNCIO_APPROACHES: Final[dict[str, Drain]] = {
     "aiostream stream.timeout": _aiostream,
     "wait_for per chunk (langchain-openai)": _over(lambda s: wait_for_per_chunk(s, LONG)),
     "aiter-timeouts with_timeout": _over(lambda s: with_timeout(s, LONG, LONG)),
+    SKETCH: _over(lambda s: CoroutineAnext(s, LONG)),
     **_WITH_DEADLINE,
 }
 

@@ -10,7 +10,7 @@ import matplotlib as mpl
 
 mpl.use("Agg")
 import matplotlib.pyplot as plt
-from b1_per_item import BASELINE, WD_A, WD_B, WD_C, PerItem
+from b1_per_item import BASELINE, SKETCH, WD_A, WD_B, WD_C, PerItem
 from b3_precision import DEADLINE, Lateness
 from common import BACKENDS, Settings
 
@@ -242,6 +242,13 @@ def write_markdown(results: Results, path: Path) -> None:
             " loop with `aclose()` on exit, the pattern of langchain-openai's `stream_chunk_timeout`."
         ),
         "- aiter-timeouts `with_timeout(src, 60, 60)`: a total and a per-step timeout.",
+        (
+            f"- {SKETCH} (asyncio and uvloop): not a peer but a design sketch, the per-pull work of"
+            f" {WD_B} (read the clock, check the deadline, note the pulling task, count the item) in a"
+            " class whose `__anext__` is a coroutine, with no async generator per stream and no"
+            " watchdog. Such a design would save B4 the generator and the weak reference asyncio keeps"
+            " to it; this row is what it costs per item (`CoroutineAnext` in `benchmarks/b1_per_item.py`)."
+        ),
         "",
         *_b1_table(results),
         "",
