@@ -325,3 +325,20 @@ def test_a_loops_alarms_are_forgotten_with_its_streams() -> None:
     del loop, stream  # all of it is garbage now
     gc.collect()
     assert key not in _asyncio._ALARMS
+
+
+def test_a_collected_alarms_deletes_its_registry_entry_only_while_it_is_dead() -> None:
+    """The callback of a loop's alarms collected unclosed deletes the entry under that loop's
+    id only if the entry is still its dead reference: a new loop registered under the same id
+    meanwhile (ids are reused; the collection may run in another thread) keeps its alarms."""
+
+    class Target:
+        """Something to refer to weakly."""
+
+    alive = Target()
+    dead = weakref.ref(Target())  # (its object is gone at once)
+    registry: dict[int, Any] = {1: weakref.ref(alive), 2: dead}
+    _asyncio._unregister(1, None, registry)  # a new loop's entry under a reused id: kept
+    _asyncio._unregister(2, None, registry)  # the dead entry: deleted
+    _asyncio._unregister(3, None, registry)  # none at all: nothing to do
+    assert list(registry) == [1]

@@ -43,6 +43,8 @@ VALUES: dict[str, object] = {
     "zero": 0,
     "Fraction": Fraction(5, 2),
     "Decimal": Decimal(5),
+    "huge": 10**400,  # a real number that no float can hold
+    "negative-zero": -0.0,
 }
 
 # What each limit-like parameter does with each value: OK, or (error type, text in the message).
@@ -62,6 +64,8 @@ LIMIT: dict[str, Any] = {
     "zero": OK,
     "Fraction": OK,
     "Decimal": (TypeError, "not Decimal"),  # not a numbers.Real: refused, never silently rounded
+    "huge": (ValueError, "is too large to be a number of seconds; for no limit, write {name}=math.inf"),
+    "negative-zero": OK,  # zero
 }
 CLOSE_TIMEOUT = LIMIT | {
     "object": (TypeError, "must be a number of seconds, not object"),
@@ -88,6 +92,8 @@ SOURCE = {
     "zero": (TypeError, "`source` must be an async iterable, not int"),
     "Fraction": (TypeError, "`source` must be an async iterable, not Fraction"),
     "Decimal": (TypeError, "`source` must be an async iterable, not Decimal"),
+    "huge": (TypeError, "`source` must be an async iterable, not int"),
+    "negative-zero": (TypeError, "`source` must be an async iterable, not float"),
 }
 
 
@@ -173,10 +179,13 @@ def test_limit_parameters(name: str, kind: str, form: str) -> None:
         "inf": ("items:[1]", 11),
         "None": ("items:[1]", 11),
         "zero": (f"timeout:{limit}", 0),
+        "negative-zero": (f"timeout:{limit}", 0),
         "Fraction": (f"timeout:{limit}", 2.5),
     }[kind]
     if name == "idle":  # idle does not bound the first pull (10 s), only the second (1 s)
-        expected = {"zero": ("timeout:idle", 10)}.get(kind, ("items:[1]", 11))
+        expected = {"zero": ("timeout:idle", 10), "negative-zero": ("timeout:idle", 10)}.get(
+            kind, ("items:[1]", 11)
+        )
     assert run(stream) == expected
 
 
@@ -207,6 +216,7 @@ def test_a_per_call_limit_result(kind: str) -> None:
             "inf": "items:[1]",
             "None": "items:[1]",
             "zero": "timeout:deadline",
+            "negative-zero": "timeout:deadline",
             "Fraction": "timeout:deadline",
         }[kind]
     )
@@ -288,3 +298,30 @@ def test_on_timeout_raise_spelt_by_another_string_object_is_the_default() -> Non
     assert spelt == "raise"
     stream = with_deadline(agen(), 5, on_timeout=spelt)
     assert stream._limits.stop is False  # (white-box: what the option became)
+
+
+@pytest.mark.parametrize("name", ["seconds", "first_item", "idle", "close_timeout"])
+def test_negative_zero_is_zero(name: str) -> None:
+    """``-0.0`` is zero: the limit it makes is ``+0.0``, so a timeout never reports "-0 s",
+    not even for a later ``0`` that shares the limits made for it."""
+    seconds, kwargs = limit_kwargs(name, -0.0)
+    stream = with_deadline(agen(), seconds, **kwargs)
+    limits = stream._limits
+    value = limits.close_timeout if name == "close_timeout" else getattr(limits, name)
+    assert value == 0.0
+    assert math.copysign(1.0, value) == 1.0
+    if name == "seconds":
+        again = with_deadline(agen(), 0)
+        assert math.copysign(1.0, again._limits.seconds or 1.0) == 1.0
+        with pytest.raises(StreamTimeoutError, match=r"deadline of 0 s") as info:
+            run_raw(again)
+        assert math.copysign(1.0, info.value.timeout) == 1.0
+
+
+def run_raw(stream: Any) -> list[int]:
+    """Drain ``stream`` on trio's virtual clock; its error propagates."""
+
+    async def drain() -> list[int]:
+        return [item async for item in stream]
+
+    return trio.run(drain, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import heapq
 import math
 import sys
 import time
 import weakref
+from _weakref import _remove_dead_weakref  # type: ignore[attr-defined]  # pyright: ignore[reportUnknownVariableType, reportAttributeAccessIssue]  # (WeakValueDictionary's atomic removal)
 from asyncio import CancelledError
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from threading import get_ident
@@ -110,7 +112,8 @@ class _Alarms:
         self.handle: asyncio.Handle | None = None
         self.at = _inf  # when the handle runs
         key = id(loop)
-        self.ref = _ALARMS[key] = weakref.ref(self, lambda ref: _forget(key, ref))  # (not self)
+        # Unregistered when closed, or, collected unclosed (its loop gone), by the callback.
+        self.ref = _ALARMS[key] = weakref.ref(self, functools.partial(_unregister, key))
 
     def arm(self, watchdog: _Watchdog, when: float) -> None:
         """Wake ``watchdog`` at ``when``, instead of whenever it was to wake before."""
@@ -181,8 +184,8 @@ class _Alarms:
         self.handle, self.at = None, _inf
         self.queue.clear()
         loop = self.loop()
-        if loop is not None:
-            _forget(id(loop), self.ref)
+        if loop is not None and _ALARMS.get(id(loop)) is self.ref:  # (a live loop: its id is its own)
+            del _ALARMS[id(loop)]
 
 
 _ALARMS: Final[dict[int, weakref.ref[_Alarms]]] = {}
@@ -198,10 +201,18 @@ def _alarms(loop: asyncio.AbstractEventLoop) -> _Alarms:
     return alarms
 
 
-def _forget(key: int, ref: weakref.ref[_Alarms]) -> None:
-    """Drop the entry ``key`` if it still is ``ref`` (a later loop with the same id has its own)."""
-    if _ALARMS.get(key) is ref:
-        del _ALARMS[key]
+def _unregister(
+    key: int,
+    _ref: object,
+    registry: dict[int, Any] = _ALARMS,
+    remove: Callable[..., None] = _remove_dead_weakref,
+) -> None:
+    """Delete the entry ``key`` of alarms just collected, in one atomic step, and only while it is dead.
+
+    Another thread may have registered a new loop under the same id since. (The registry and the
+    removal are bound as defaults: this may run at interpreter exit, when module globals are gone.)
+    """
+    remove(registry, key)
 
 
 class _Watchdog:
