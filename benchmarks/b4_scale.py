@@ -59,10 +59,9 @@ class Scale:
     """Of the three together (collector running), the time spent in collections, per stream."""
     gc_full: float = 0.0
     """How many full (generation 2) collections ran meanwhile."""
-    floor_us: float = 0.0
-    """The same three for the skeleton (see ``_Skeleton``): the floor of create + close."""
-    floor_gc_us: float = 0.0
-    floor_gc_full: float = 0.0
+    floors: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """The same three for each floor, ``"minimal"`` (``_minimal``) and ``"skeleton"``
+    (``_Skeleton``): microseconds, of which in collections, and how many full ones."""
     deadline: float = 0.0
     lateness: dict[str, float] = field(default_factory=dict)
     floor: dict[str, float] = field(default_factory=dict)
@@ -159,11 +158,30 @@ async def _pass_through(source: AsyncIterator[int]) -> AsyncIterator[int]:
         yield item
 
 
+def _minimal(source: AsyncIterator[int]) -> AsyncIterator[int]:
+    """The least any limit holds per stream: a pass-through generator that owns its source, and
+    one object besides it (something for a timer to reach: an async generator takes no
+    attributes). No handle, no timer entry, no work; what the user holds is the generator."""
+    state = _SkeletonState()
+    state.source = source
+    state.puller = None
+    state.deadline_at = LONG
+    return _owning(source, state)
+
+
+async def _owning(source: AsyncIterator[int], state: _SkeletonState) -> AsyncIterator[int]:
+    try:
+        async for item in source:
+            yield item
+    finally:
+        await state.source.aclose()  # type: ignore[attr-defined]
+
+
 async def _timings(
-    n: int, collections: _Collections | None = None, *, skeleton: bool = False
+    n: int, collections: _Collections | None = None, *, floor: str = ""
 ) -> tuple[float, float, float]:
-    """Per stream, seconds: ``with_deadline()`` (or the skeleton), first pull (net),
-    ``aclose()`` (net); the collections that ran meanwhile go to ``collections``."""
+    """Per stream, seconds: ``with_deadline()`` (or a ``floor``: ``"skeleton"``, ``"minimal"``),
+    first pull (net), ``aclose()`` (net); the collections that ran meanwhile go to ``collections``."""
     bare = _sources(n)
     gc.collect()
     t0 = time.perf_counter()
@@ -183,8 +201,10 @@ async def _timings(
         gc.callbacks.append(collections)
     try:
         t0 = time.perf_counter()
-        if skeleton:
+        if floor == "skeleton":
             streams: list[Any] = [_Skeleton(src, timers) for src in sources]
+        elif floor == "minimal":
+            streams = [_minimal(src) for src in sources]
         else:
             streams = [with_deadline(src, LONG) for src in sources]
         t1 = time.perf_counter()
@@ -245,18 +265,24 @@ def run_b4(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = prin
         run_on(backend, lambda: _memory(n, lambda s: with_deadline(s, LONG, first_item=LONG, idle=LONG)))
         - base
     ) / n
-    collected = [_Collections() for _ in range(reps)]
-    floor_collected = [_Collections() for _ in range(reps)]
-    timings, floor_timings = [], []
-    for c, fc in zip(collected, floor_collected, strict=True):  # alternating, round by round
-        timings.append(run_on(backend, lambda c=c: _timings(n, c)))
-        floor_timings.append(run_on(backend, lambda fc=fc: _timings(n, fc, skeleton=True)))
-    row.create_us, row.first_pull_us, row.close_us = (median([t[k] for t in timings]) * 1e6 for k in range(3))
-    row.gc_us = median([c.seconds for c in collected]) / n * 1e6
-    row.gc_full = median([c.full for c in collected])
-    row.floor_us = median([sum(t) for t in floor_timings]) * 1e6
-    row.floor_gc_us = median([c.seconds for c in floor_collected]) / n * 1e6
-    row.floor_gc_full = median([c.full for c in floor_collected])
+    kinds = ("", "skeleton", "minimal")
+    collected: dict[str, list[_Collections]] = {kind: [] for kind in kinds}
+    timings: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in kinds}
+    for _ in range(reps):  # alternating, round by round
+        for kind in kinds:
+            c = _Collections()
+            timings[kind].append(run_on(backend, lambda c=c, kind=kind: _timings(n, c, floor=kind)))
+            collected[kind].append(c)
+    ours = timings[""]
+    row.create_us, row.first_pull_us, row.close_us = (median([t[k] for t in ours]) * 1e6 for k in range(3))
+    row.gc_us = median([c.seconds for c in collected[""]]) / n * 1e6
+    row.gc_full = median([c.full for c in collected[""]])
+    for kind in kinds[1:]:
+        row.floors[kind] = (
+            median([sum(t) for t in timings[kind]]) * 1e6,
+            median([c.seconds for c in collected[kind]]) / n * 1e6,
+            median([c.full for c in collected[kind]]),
+        )
     paused = []
     for _ in range(reps):
         gc.disable()
@@ -274,8 +300,12 @@ def run_b4(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = prin
         f"  B4 {backend:8} n={n:<7} mem {row.bytes_b:6.0f} B (b) {row.bytes_c:6.0f} B (c) | create"
         f" {row.create_us:5.2f} + first pull {row.first_pull_us:5.2f} + close {row.close_us:5.2f}"
         f" = {row.create_close_us:5.2f} us ({row.create_close_nogc_us:5.2f} without GC; collections"
-        f" {row.gc_us:.2f} us, {row.gc_full:g} full; skeleton floor {row.floor_us:.2f} us, collections"
-        f" {row.floor_gc_us:.2f} us, {row.floor_gc_full:g} full)"
+        f" {row.gc_us:.2f} us, {row.gc_full:g} full; floors:"
+        + "".join(
+            f" {k} {us:.2f} us ({gc_us:.2f} in collections, {full:g} full)"
+            for k, (us, gc_us, full) in row.floors.items()
+        )
+        + ")"
         f" | lateness ms p50 {row.lateness['p50']:.1f} p99 {row.lateness['p99']:.1f}"
         f" max {row.lateness['max']:.1f}"
         f" (floor p99 {row.floor['p99']:.1f})"
