@@ -124,6 +124,18 @@ async def pass_through(source: AsyncIterator[T]) -> AsyncIterator[T]:
         yield item
 
 
+async def clock_per_item(
+    source: AsyncIterator[T], clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[T]:
+    """The floor of any deadline checked at every pull (semantic 3): the pass-through layer,
+    plus one read of the loop's clock and one comparison per item."""
+    deadline = clock() + LONG
+    async for item in source:
+        if clock() >= deadline:
+            raise TimeoutError
+        yield item
+
+
 async def scope_per_pull(source: AsyncIterator[T]) -> AsyncIterator[T]:
     """The floor of any cancel-based limit on trio: a plain cancel scope around each pull."""
     pull = source.__anext__
@@ -137,6 +149,7 @@ async def scope_per_pull(source: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 FLOOR: Final = "floor: pass-through generator"
+CLOCK_FLOOR: Final = "floor: + a clock read per item"
 CONTROL: Final = "control: plain again"
 """The plain chain measured as a variant of itself: how far the measurement errs on its own."""
 TRIO_FLOOR: Final = "floor: CancelScope per pull"
@@ -151,7 +164,11 @@ def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] =
             pass
 
     def drains(items: int) -> dict[str, Callable[[], Awaitable[None]]]:
-        floors: dict[str, Callable[[], Awaitable[None]]] = {FLOOR: lambda: drain(pass_through, items)}
+        clock = trio.current_time if backend == "trio" else time.monotonic
+        floors: dict[str, Callable[[], Awaitable[None]]] = {
+            FLOOR: lambda: drain(pass_through, items),
+            CLOCK_FLOOR: lambda: drain(lambda s: clock_per_item(s, clock), items),
+        }
         if backend == "trio":
             floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
         return {
@@ -218,6 +235,14 @@ class PassThroughStreamingModel(FakeStreamingModel):
         return pass_through(super()._astream(*args, **kwargs))
 
 
+class ClockPerChunkModel(FakeStreamingModel):
+    """The same model with its chunks passed through a layer that reads the clock per chunk: the
+    floor of any deadline checked at every pull."""
+
+    def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
+        return clock_per_item(super()._astream(*args, **kwargs))
+
+
 class DeadlinedStreamingModel(FakeStreamingModel):
     """The same model with its ``_astream`` under ``with_deadline(self.stream_timeout)``."""
 
@@ -243,6 +268,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
         plain = PROMPT | FakeStreamingModel(chunks=chunks)
         again = PROMPT | FakeStreamingModel(chunks=chunks)  # the same, measured as if it were a variant
         floor = PROMPT | PassThroughStreamingModel(chunks=chunks)
+        clock_floor = PROMPT | ClockPerChunkModel(chunks=chunks)
         deadlined = PROMPT | DeadlinedStreamingModel(chunks=chunks)
 
         async def drain(chain: Runnable[dict[str, str], BaseMessage]) -> None:
@@ -256,6 +282,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
             "plain": lambda: drain(plain),
             CONTROL: lambda: drain(again),
             FLOOR: lambda: drain(floor),
+            CLOCK_FLOOR: lambda: drain(clock_floor),
             "(b) deadline": lambda: drain(deadlined),
         }
 
