@@ -15,6 +15,7 @@ import looptime
 import pytest
 
 from stream_deadline import StreamTimeoutError, _asyncio, with_deadline
+from support import Closable
 
 T = TypeVar("T")
 
@@ -342,3 +343,23 @@ def test_a_collected_alarms_deletes_its_registry_entry_only_while_it_is_dead() -
     _asyncio._unregister(2, None, registry)  # the dead entry: deleted
     _asyncio._unregister(3, None, registry)  # none at all: nothing to do
     assert list(registry) == [1]
+
+
+@pytest.mark.parametrize("seconds", [None, 60])
+def test_a_dropped_stream_is_closed_by_the_loops_finalizer(seconds: float | None) -> None:
+    """A stream dropped between two items without ``aclose()`` (a ``break`` out of ``async
+    for``, and nothing else) has its source closed exactly once by the loop's async-generator
+    finalizer, with a limit or without: the source is a class, which nothing else closes."""
+
+    async def main() -> int:
+        source = Closable([0, 0, 0])
+        stream = with_deadline(source, seconds)
+        async for _ in stream:
+            break
+        del stream
+        gc.collect()
+        for _ in range(3):  # the finalizer's task runs the close
+            await asyncio.sleep(0)
+        return len(source.closes)
+
+    assert run_virtual(main()) == 1

@@ -431,8 +431,6 @@ async def limited_stream(
             # The source turned our cancellation into another error: that error propagates, as
             # with asyncio.timeout, but the cancellation is taken back all the same.
             watchdog.ours()
-        if source.closing_outside and isinstance(exc, GeneratorExit):
-            return  # DeadlineStream.aclose() closes the source itself (see `ending`)
         if not isinstance(exc, GeneratorExit) and source.settled():  # (after a cut, mostly)
             error = verdict(limits, exc, expired, None)  # nothing to close: no need to wait
         else:
