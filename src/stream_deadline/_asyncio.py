@@ -377,9 +377,9 @@ async def limited_stream(
                     try:
                         sent = yield item
                     except GeneratorExit:
-                        if source.closing_outside:  # (the common close, cut short)
+                        if source.closing_outside:
                             watchdog.stop()
-                            return  # DeadlineStream.aclose() closes the source itself (see `ending`)
+                            return
                         raise
                     except BaseException as thrown:  # noqa: BLE001 (athrow(): forwarded to the source)
                         forward = Once(forward_throw(source.open(), thrown))

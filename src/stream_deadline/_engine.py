@@ -110,12 +110,10 @@ async def ending(
     and is chained as the cause of a timeout.
     """
     if isinstance(exc, GeneratorExit):
-        # The generator's own aclose(). On CPython < 3.13 a cancellation thrown into it (the
-        # close_timeout) leaves the generator marked as running, so DeadlineStream.aclose()
-        # closes the source itself, outside; the generator closes it only when closed directly
-        # (by the loop's finalizer, say), and leaves any problem for the stream to raise.
-        if not source.closing_outside:
-            source.close_error = await close(source, limits.close_timeout)
+        # The generator closed directly (by the loop's finalizer, say): close the source and
+        # leave any problem for the stream to raise. (Closed by DeadlineStream.aclose(), a
+        # generator stops at its `yield` without coming here: see `Source.closing_outside`.)
+        source.close_error = await close(source, limits.close_timeout)
         return None
     return verdict(limits, exc, expired, await close(source, limits.close_timeout))
 
@@ -172,8 +170,8 @@ async def unlimited_stream(close: Closer, source: Source[T], limits: Limits) -> 
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    if source.closing_outside:  # (the common close, cut short)
-                        return  # DeadlineStream.aclose() closes the source itself (see `ending`)
+                    if source.closing_outside:
+                        return
                     raise
                 except BaseException as thrown:  # noqa: BLE001 (athrow(): forwarded to the source)
                     forward = Once(forward_throw(iterator, thrown))

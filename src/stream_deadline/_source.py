@@ -36,8 +36,10 @@ class Source(Generic[T]):
     close_error: BaseException | None
     """What closing failed with during ``aclose()``, for the stream's ``aclose()`` to raise."""
     closing_outside: bool
-    """Set while :meth:`DeadlineStream.aclose` closes the generator: it closes the source
-    itself, outside the generator."""
+    """Set while :meth:`DeadlineStream.aclose` closes the stream's generator, which then stops
+    at its ``yield`` at once (its watchdog stopped) and leaves the source to the stream: on
+    CPython < 3.13 a cancellation thrown into a generator's ``aclose()`` (the close_timeout)
+    leaves it marked as running, so the source is closed outside it."""
 
     def __init__(self, iterable: AsyncIterable[T]) -> None:
         self.iterable = iterable

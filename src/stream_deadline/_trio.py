@@ -228,6 +228,10 @@ async def limited_stream(source: Source[T], limits: Limits) -> AsyncGenerator[T,
             try:
                 sent = yield item  # pyright: ignore[reportPossiblyUnboundVariable, reportReturnType] (bound: a cancel raised above)
             except GeneratorExit:
+                if source.closing_outside:
+                    if watchdog is not None:
+                        watchdog.forget(watched)
+                    return
                 raise
             except BaseException as thrown:  # noqa: BLE001 (athrow(): forwarded to the source)
                 pull = forward_throw(iterator, thrown)
