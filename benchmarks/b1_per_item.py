@@ -20,7 +20,7 @@ import anyio
 import trio
 import trio_util
 from aiter_timeouts import with_timeout
-from common import Backend, median, run_on
+from common import Backend, check_on_chunk, median, pass_through, run_on
 
 from stream_deadline import StreamTimeoutError, with_deadline
 
@@ -50,21 +50,6 @@ async def source(n: int) -> AsyncIterator[int]:
     """A source that never blocks: ``n`` integers, no await."""
     for i in range(n):
         yield i
-
-
-async def pass_through(src: AsyncIterator[int]) -> AsyncIterator[int]:
-    """The cheapest wrapper one can write: one more async generator layer."""
-    async for x in src:
-        yield x
-
-
-async def check_on_chunk(src: AsyncIterator[int], seconds: float) -> AsyncIterator[int]:
-    """The blog's fix: note the start, compare the elapsed time whenever a chunk arrives."""
-    start = time.monotonic()
-    async for x in src:
-        if time.monotonic() - start > seconds:
-            raise StreamTimeoutError("deadline", seconds, time.monotonic() - start, 0)
-        yield x
 
 
 async def asyncio_timeout_per_pull(src: AsyncIterator[int], seconds: float) -> AsyncIterator[int]:
@@ -124,15 +109,6 @@ async def cancel_scope_per_pull(src: AsyncIterator[int], seconds: float) -> Asyn
                 x = await anext(src)
         except StopAsyncIteration:
             return
-        yield x
-
-
-async def check_on_chunk_trio(src: AsyncIterator[int], seconds: float) -> AsyncIterator[int]:
-    """The blog's fix on trio's clock."""
-    start = trio.current_time()
-    async for x in src:
-        if trio.current_time() - start > seconds:
-            raise StreamTimeoutError("deadline", seconds, trio.current_time() - start, 0)
         yield x
 
 
@@ -220,7 +196,7 @@ ASYNCIO_APPROACHES: Final[dict[str, Drain]] = {
 TRIO_APPROACHES: Final[dict[str, Drain]] = {
     "bare async generator": _bare,
     BASELINE: _over(pass_through),
-    "check-on-chunk (blog fix)": _over(lambda s: check_on_chunk_trio(s, LONG)),
+    "check-on-chunk (blog fix)": _over(lambda s: check_on_chunk(s, LONG, trio.current_time)),
     "trio.fail_after per pull": _over(lambda s: trio_fail_after_per_pull(s, LONG)),
     "trio.CancelScope per pull": _over(lambda s: cancel_scope_per_pull(s, LONG)),
     "trio-util iter_fail_after": _over(lambda s: trio_util.iter_fail_after(LONG, s)),

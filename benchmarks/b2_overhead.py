@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 import trio.lowlevel
-from common import Backend, median, run_on
+from common import Backend, check_on_chunk, median, pass_through, run_on
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -118,24 +118,6 @@ async def yielding_trio(n: int) -> AsyncIterator[int]:
         yield i
 
 
-async def pass_through(source: AsyncIterator[T]) -> AsyncIterator[T]:
-    """The floor of any wrapper: one async generator layer that does nothing."""
-    async for item in source:
-        yield item
-
-
-async def clock_per_item(
-    source: AsyncIterator[T], clock: Callable[[], float] = time.monotonic
-) -> AsyncIterator[T]:
-    """The floor of any deadline checked at every pull (semantic 3): the pass-through layer,
-    plus one read of the loop's clock and one comparison per item."""
-    deadline = clock() + LONG
-    async for item in source:
-        if clock() >= deadline:
-            raise TimeoutError
-        yield item
-
-
 async def scope_per_pull(source: AsyncIterator[T]) -> AsyncIterator[T]:
     """The floor of any cancel-based limit on trio: a plain cancel scope around each pull."""
     pull = source.__anext__
@@ -167,7 +149,7 @@ def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] =
         clock = trio.current_time if backend == "trio" else time.monotonic
         floors: dict[str, Callable[[], Awaitable[None]]] = {
             FLOOR: lambda: drain(pass_through, items),
-            CLOCK_FLOOR: lambda: drain(lambda s: clock_per_item(s, clock), items),
+            CLOCK_FLOOR: lambda: drain(lambda s: check_on_chunk(s, LONG, clock), items),
         }
         if backend == "trio":
             floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
@@ -240,7 +222,7 @@ class ClockPerChunkModel(FakeStreamingModel):
     floor of any deadline checked at every pull."""
 
     def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
-        return clock_per_item(super()._astream(*args, **kwargs))
+        return check_on_chunk(super()._astream(*args, **kwargs), LONG)
 
 
 class DeadlinedStreamingModel(FakeStreamingModel):

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import trio
-from common import Backend, median, percentile, run_on
+from common import Backend, check_on_chunk, median, percentile, run_on
 
-from stream_deadline import StreamTimeoutError, with_deadline
+from stream_deadline import with_deadline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -82,16 +82,6 @@ def _interval(i: int) -> float:
     return 0.008 + 0.004 * ((i * 7919) % 1000) / 1000  # 8-12 ms, spread over the streams
 
 
-async def _check_on_chunk(
-    src: AsyncIterator[int], seconds: float, clock: Callable[[], float]
-) -> AsyncIterator[int]:
-    start = clock()
-    async for x in src:
-        if clock() - start > seconds:
-            raise StreamTimeoutError("deadline", seconds, clock() - start, 0)
-        yield x
-
-
 def _source(
     kind: Kind, i: int, rec: _Record, sleep: Callable[[float], Awaitable[None]]
 ) -> AsyncIterator[int]:
@@ -113,7 +103,7 @@ def _wrap(cutter: Cutter, src: AsyncIterator[int], clock: Callable[[], float]) -
     if cutter == "with_deadline":
         return with_deadline(src, DEADLINE)
     if cutter == "check-on-chunk":
-        return _check_on_chunk(src, DEADLINE, clock)
+        return check_on_chunk(src, DEADLINE, clock)
     return src
 
 

@@ -25,7 +25,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from common import Backend, median, percentile, run_on
+from common import Backend, median, pass_through, percentile, run_on
 
 from stream_deadline import StreamTimeoutError, with_deadline
 
@@ -143,7 +143,7 @@ class _Skeleton:
         state.puller = None
         state.deadline_at = time.monotonic() + LONG
         heapq.heappush(timers, (state.deadline_at, state))
-        self._gen = _pass_through(source)
+        self._gen = pass_through(source)
 
     def __anext__(self) -> Awaitable[int]:
         return self._gen.__anext__()
@@ -151,11 +151,6 @@ class _Skeleton:
     async def aclose(self) -> None:
         await self._gen.aclose()
         await self._state.source.aclose()  # type: ignore[attr-defined]
-
-
-async def _pass_through(source: AsyncIterator[int]) -> AsyncIterator[int]:
-    async for item in source:
-        yield item
 
 
 def _minimal(source: AsyncIterator[int]) -> AsyncIterator[int]:

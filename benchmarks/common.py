@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 import trio
 import uvloop
 
+from stream_deadline import StreamTimeoutError
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Sequence
+    from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 
 __all__ = [
     "ASYNCIO_BACKENDS",
@@ -26,8 +29,10 @@ __all__ = [
     "LIBRARIES",
     "Backend",
     "Settings",
+    "check_on_chunk",
     "machine_info",
     "median",
+    "pass_through",
     "percentile",
     "run_on",
 ]
@@ -81,6 +86,25 @@ class Settings:
     def quick(cls) -> Settings:
         """A smoke run: every benchmark, fewer items and repetitions."""
         return cls("quick", 20_000, 3, 5_000, 300, 5, 5, 1_000, 1, 2.0, (1_000, 10_000), 1)
+
+
+async def pass_through(source: AsyncIterator[T]) -> AsyncIterator[T]:
+    """The cheapest wrapper one can write: one more async generator layer."""
+    async for item in source:
+        yield item
+
+
+async def check_on_chunk(
+    source: AsyncIterator[T], seconds: float, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[T]:
+    """The blog's fix: note the start on ``clock``, compare the elapsed time whenever a chunk
+    arrives (one clock read and one comparison per item: the least a deadline checked at every
+    pull does)."""
+    start = clock()
+    async for item in source:
+        if clock() - start > seconds:
+            raise StreamTimeoutError("deadline", seconds, clock() - start, 0)
+        yield item
 
 
 def run_on(backend: Backend, func: Callable[[], Coroutine[Any, Any, T]]) -> T:
