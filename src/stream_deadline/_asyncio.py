@@ -97,7 +97,7 @@ class _Alarms:
     watchdog left, the handle is cancelled and the loop forgotten.
     """
 
-    __slots__ = ("__weakref__", "at", "clock", "context", "handle", "live", "loop", "queue", "ref")
+    __slots__ = ("__weakref__", "at", "clock", "context", "handle", "live", "loop", "queue")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: a loop closed with streams still open (no shutdown_asyncgens) is then garbage
@@ -113,7 +113,7 @@ class _Alarms:
         self.at = _inf  # when the handle runs
         key = id(loop)
         # Unregistered when closed, or, collected unclosed (its loop gone), by the callback.
-        self.ref = _ALARMS[key] = weakref.ref(self, functools.partial(_unregister, key))
+        _ALARMS[key] = weakref.ref(self, functools.partial(_unregister, key))
 
     def arm(self, watchdog: _Watchdog, when: float) -> None:
         """Wake ``watchdog`` at ``when``, instead of whenever it was to wake before."""
@@ -184,8 +184,10 @@ class _Alarms:
         self.handle, self.at = None, _inf
         self.queue.clear()
         loop = self.loop()
-        if loop is not None and _ALARMS.get(id(loop)) is self.ref:  # (a live loop: its id is its own)
-            del _ALARMS[id(loop)]
+        if loop is not None:  # (a live loop: its id is its own)
+            entry = _ALARMS.get(id(loop))
+            if entry is not None and entry() is self:
+                del _ALARMS[id(loop)]
 
 
 _ALARMS: Final[dict[int, weakref.ref[_Alarms]]] = {}
