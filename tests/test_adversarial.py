@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
@@ -245,6 +246,94 @@ async def test_a_converted_cancellation_leaves_no_cancellation_pending() -> None
                 await collect(with_deadline(converter(), 5))
             assert cancelling() == 0
             await anyio.sleep_forever()
+
+
+# (1b) A source that pulls each item through asyncio.wait_for ------------------------------
+#
+# langchain-openai's `stream_chunk_timeout` (on by default) pulls every chunk of the openai SDK's
+# stream through `asyncio.wait_for`. On Python 3.11, `wait_for` drops a cancellation that
+# arrives in the same turn of the loop as its item and returns the item instead (CPython
+# gh-86296, gone in 3.12, where `wait_for` is built on `asyncio.timeout`). A source that does
+# this has swallowed the cancellation without meaning to.
+
+ITEM_EVERY = 0.25
+"""The gap between the items of :func:`per_item_wait_for`: exact in binary, so that the fourth
+item lands at 1.0 s exactly."""
+
+JUST_AFTER_AN_ITEM = 4 * ITEM_EVERY + 1e-10
+"""A limit a tenth of a nanosecond after the fourth item (``3``): both fall due in the same turn of the
+loop (asyncio runs every timer due within its clock's resolution in one turn), the item's
+first."""
+
+
+async def per_item_wait_for(record: Record) -> AsyncGenerator[int, None]:
+    """Ten items, one every ``ITEM_EVERY`` s, each pulled through ``asyncio.wait_for`` with a
+    generous timeout of its own, as langchain-openai does."""
+
+    async def items() -> AsyncGenerator[int, None]:
+        for i in range(10):
+            await asyncio.sleep(ITEM_EVERY)
+            yield i
+
+    it = items()
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(anext(it), 120)
+            except StopAsyncIteration:
+                return
+            record.yielded.append(item)
+            yield item
+    finally:
+        record.closed_at.append(now())
+        await it.aclose()
+
+
+@ASYNCIO
+async def test_a_wait_for_per_item_source_is_cut_when_its_item_lands_with_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The source's fourth pull returns its item in the very turn the watchdog cancels it (on
+    3.11 ``wait_for`` then drops the cancellation): the stream still ends at the limit with a
+    ``StreamTimeoutError`` after three items, closes the source, and leaves no cancellation
+    pending on the task."""
+    start = now()
+    record = Record()
+    items: list[int] = []
+    with pytest.raises(StreamTimeoutError) as info:
+        async for item in with_deadline(per_item_wait_for(record), JUST_AFTER_AN_ITEM):
+            items.append(item)
+    assert items == [0, 1, 2]
+    assert (info.value.limit, info.value.timeout, info.value.items) == ("deadline", JUST_AFTER_AN_ITEM, 3)
+    assert now() - start == 4 * ITEM_EVERY  # the turn in which both fell due
+    assert record.closes == 1
+    assert cancelling() == 0
+    swallowed = sys.version_info < (3, 12)
+    assert warnings_of(caplog) == (
+        ["the source async_generator ignored the cancellation of its pull"] if swallowed else []
+    )
+    assert record.yielded == ([0, 1, 2, 3] if swallowed else [0, 1, 2])
+
+
+@ASYNCIO
+async def test_asyncio_timeout_around_the_same_source_is_lost_on_python_3_11() -> None:
+    """The contrast: an ``asyncio.timeout`` around the same loop, in one task, with the same
+    limit. On 3.11 its cancellation is dropped by ``wait_for``: the loop runs to the end of the
+    source and no ``TimeoutError`` is raised (the timeout fires but never lands). On 3.12 and
+    later it ends after three items."""
+    record = Record()
+    items: list[int] = []
+    timed_out = False
+    try:
+        async with asyncio.timeout(JUST_AFTER_AN_ITEM):
+            async for item in per_item_wait_for(record):
+                items.append(item)
+    except TimeoutError:
+        timed_out = True
+    if sys.version_info < (3, 12):
+        assert (timed_out, items) == (False, list(range(10)))
+    else:
+        assert (timed_out, items) == (True, [0, 1, 2])
 
 
 # (2) A source that hangs while closing -----------------------------------------------------
