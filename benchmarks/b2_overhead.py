@@ -15,14 +15,18 @@ The chain also runs a *control*: the plain chain again, reported as if it were a
 that its "overhead" shows how far the measurement errs by itself. Each workload also runs
 through the cheapest wrapper conceivable, as a floor: a pass-through
 async generator (``async for x in src: yield x``), which any wrapper that can turn the
-source's cancellation into its own error must at least be; on trio also a plain
-``trio.CancelScope()`` around each pull, the least any cancel-based limit needs there.
+source's cancellation into its own error must at least be; that generator with one clock
+read per item (a deadline checked at every pull); and with, besides, the pulling task noted at
+the start of each pull and forgotten when its item arrives (what a watchdog that cancels
+whichever task is waiting must know). On trio also a plain ``trio.CancelScope()`` around each
+pull, the least any cancel-based limit needs there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -35,7 +39,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
 
-from stream_deadline import with_deadline
+from stream_deadline import StreamTimeoutError, with_deadline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -132,9 +136,47 @@ async def scope_per_pull(source: AsyncIterator[T]) -> AsyncIterator[T]:
 
 FLOOR: Final = "floor: pass-through generator"
 CLOCK_FLOOR: Final = "floor: + a clock read per item"
+TASK_FLOOR: Final = "floor: + the clock and the pulling task per pull"
 CONTROL: Final = "control: plain again"
 """The plain chain measured as a variant of itself: how far the measurement errs on its own."""
 TRIO_FLOOR: Final = "floor: CancelScope per pull"
+
+
+if sys.version_info >= (3, 12):
+    asyncio_task_of: Callable[[Any], object] = asyncio.current_task  # in C
+else:  # 3.11's current_task() is Python around this lookup
+    asyncio_task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+def trio_task_of(_loop: object) -> object:
+    return trio.lowlevel.current_task()
+
+
+class _Pull:
+    """What a watchdog must know about the pull in flight: which task waits in it."""
+
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        self.task: object = None
+
+
+async def clock_and_task(
+    source: AsyncIterator[T], seconds: float, clock: Callable[[], float], task_of: Callable[[Any], object]
+) -> AsyncIterator[T]:
+    """The floor of a deadline that keeps rules 3 and 4: at the start of each pull the clock is
+    read and compared (the check) and the pulling task noted (whom to cancel); when the item
+    arrives the task is forgotten. No timer, no closing, no error handling."""
+    loop = asyncio.get_running_loop() if task_of is asyncio_task_of else None
+    pull = _Pull()
+    start = clock()
+    pull.task = task_of(loop)
+    async for item in source:
+        pull.task = None
+        yield item
+        if clock() - start > seconds:
+            raise StreamTimeoutError("deadline", seconds, clock() - start, 0)
+        pull.task = task_of(loop)
 
 
 def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = print) -> list[Overhead]:
@@ -147,9 +189,11 @@ def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] =
 
     def drains(items: int) -> dict[str, Callable[[], Awaitable[None]]]:
         clock = trio.current_time if backend == "trio" else time.monotonic
+        task_of = trio_task_of if backend == "trio" else asyncio_task_of
         floors: dict[str, Callable[[], Awaitable[None]]] = {
             FLOOR: lambda: drain(pass_through, items),
             CLOCK_FLOOR: lambda: drain(lambda s: check_on_chunk(s, LONG, clock), items),
+            TASK_FLOOR: lambda: drain(lambda s: clock_and_task(s, LONG, clock, task_of), items),
         }
         if backend == "trio":
             floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
@@ -225,6 +269,14 @@ class ClockPerChunkModel(FakeStreamingModel):
         return check_on_chunk(super()._astream(*args, **kwargs), LONG)
 
 
+class ClockAndTaskModel(FakeStreamingModel):
+    """The same model with its chunks passed through :func:`clock_and_task`: the floor of a
+    deadline that keeps rules 3 and 4."""
+
+    def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
+        return clock_and_task(super()._astream(*args, **kwargs), LONG, time.monotonic, asyncio_task_of)
+
+
 class DeadlinedStreamingModel(FakeStreamingModel):
     """The same model with its ``_astream`` under ``with_deadline(self.stream_timeout)``."""
 
@@ -251,6 +303,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
         again = PROMPT | FakeStreamingModel(chunks=chunks)  # the same, measured as if it were a variant
         floor = PROMPT | PassThroughStreamingModel(chunks=chunks)
         clock_floor = PROMPT | ClockPerChunkModel(chunks=chunks)
+        task_floor = PROMPT | ClockAndTaskModel(chunks=chunks)
         deadlined = PROMPT | DeadlinedStreamingModel(chunks=chunks)
 
         async def drain(chain: Runnable[dict[str, str], BaseMessage]) -> None:
@@ -265,6 +318,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
             CONTROL: lambda: drain(again),
             FLOOR: lambda: drain(floor),
             CLOCK_FLOOR: lambda: drain(clock_floor),
+            TASK_FLOOR: lambda: drain(task_floor),
             "(b) deadline": lambda: drain(deadlined),
         }
 
