@@ -16,10 +16,11 @@ that its "overhead" shows how far the measurement errs by itself. Each workload 
 through the cheapest wrapper conceivable, as a floor: a pass-through
 async generator (``async for x in src: yield x``), which any wrapper that can turn the
 source's cancellation into its own error must at least be; that generator with one clock
-read per item (a deadline checked at every pull); and with, besides, the pulling task noted at
-the start of each pull and forgotten when its item arrives (what a watchdog that cancels
-whichever task is waiting must know). On trio also a plain ``trio.CancelScope()`` around each
-pull, the least any cancel-based limit needs there.
+read per item (a deadline checked at every pull); on asyncio and uvloop that again with the
+pulling task noted at the start of each pull and forgotten when its item arrives (what a
+watchdog that cancels whichever task is waiting must know); on trio, which cancels through
+scopes and not tasks, a plain ``trio.CancelScope()`` around each pull instead, the least any
+cancel-based limit needs there.
 """
 
 from __future__ import annotations
@@ -143,13 +144,15 @@ TRIO_FLOOR: Final = "floor: CancelScope per pull"
 
 
 if sys.version_info >= (3, 12):
-    asyncio_task_of: Callable[[Any], object] = asyncio.current_task  # in C
+    task_of: Callable[[asyncio.AbstractEventLoop], object] = asyncio.current_task  # in C
 else:  # 3.11's current_task() is Python around this lookup
-    asyncio_task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
+    task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
 
 
-def trio_task_of(_loop: object) -> object:
-    return trio.lowlevel.current_task()
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The clock ``with_deadline`` reads on ``loop``: ``time.monotonic`` where ``loop.time()``
+    is just that (asyncio's own loops), else ``loop.time`` (uvloop's)."""
+    return time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
 
 
 class _Pull:
@@ -161,13 +164,13 @@ class _Pull:
         self.task: object = None
 
 
-async def clock_and_task(
-    source: AsyncIterator[T], seconds: float, clock: Callable[[], float], task_of: Callable[[Any], object]
-) -> AsyncIterator[T]:
-    """The floor of a deadline that keeps rules 3 and 4: at the start of each pull the clock is
-    read and compared (the check) and the pulling task noted (whom to cancel); when the item
-    arrives the task is forgotten. No timer, no closing, no error handling."""
-    loop = asyncio.get_running_loop() if task_of is asyncio_task_of else None
+async def clock_and_task(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
+    """The floor of a deadline that keeps rules 3 and 4 on asyncio (trio cancels through scopes,
+    not tasks): at the start of each pull the loop's clock is read and compared (the check) and
+    the pulling task noted (whom a watchdog cancels); when the item arrives the task is
+    forgotten. No timer, no closing, no error handling."""
+    loop = asyncio.get_running_loop()
+    clock = loop_clock(loop)
     pull = _Pull()
     start = clock()
     pull.task = task_of(loop)
@@ -188,15 +191,15 @@ def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] =
             pass
 
     def drains(items: int) -> dict[str, Callable[[], Awaitable[None]]]:
-        clock = trio.current_time if backend == "trio" else time.monotonic
-        task_of = trio_task_of if backend == "trio" else asyncio_task_of
+        clock = trio.current_time if backend == "trio" else loop_clock(asyncio.get_running_loop())
         floors: dict[str, Callable[[], Awaitable[None]]] = {
             FLOOR: lambda: drain(pass_through, items),
             CLOCK_FLOOR: lambda: drain(lambda s: check_on_chunk(s, LONG, clock), items),
-            TASK_FLOOR: lambda: drain(lambda s: clock_and_task(s, LONG, clock, task_of), items),
         }
         if backend == "trio":
             floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
+        else:
+            floors[TASK_FLOOR] = lambda: drain(lambda s: clock_and_task(s, LONG), items)
         return {
             "plain": lambda: drain(lambda s: s, items),
             **floors,
@@ -274,7 +277,7 @@ class ClockAndTaskModel(FakeStreamingModel):
     deadline that keeps rules 3 and 4."""
 
     def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
-        return clock_and_task(super()._astream(*args, **kwargs), LONG, time.monotonic, asyncio_task_of)
+        return clock_and_task(super()._astream(*args, **kwargs), LONG)
 
 
 class DeadlinedStreamingModel(FakeStreamingModel):
