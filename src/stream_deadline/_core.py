@@ -12,7 +12,18 @@ import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, Concatenate, Final, Literal, ParamSpec, Protocol, TypeAlias, TypeVar, overload
+from typing import (
+    Any,
+    Concatenate,
+    Final,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    overload,
+)
 
 from ._backends import current_backend, start_stream
 from ._deadline import Deadline
@@ -185,9 +196,8 @@ def _is_async_iterable(obj: object) -> bool:
     return hasattr(type(obj), "__aiter__")
 
 
-def _check_source(source: object) -> None:
-    if _is_async_iterable(source):
-        return
+def _refuse_source(source: object) -> NoReturn:
+    """Raise the ``TypeError`` that says what ``source``, not an async iterable, is instead."""
     if inspect.isasyncgenfunction(source):
         name = getattr(source, "__name__", "gen")
         raise TypeError(
@@ -372,7 +382,7 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
         return _decorator(seconds, options)
     if seconds is not _MISSING:
         if not _is_async_iterable(source):
-            _check_source(source)
+            _refuse_source(source)
         return DeadlineStream(source, _make_limits(seconds, options))
     if _is_async_iterable(source):
         raise TypeError(
