@@ -20,7 +20,7 @@ import anyio
 import trio
 import trio_util
 from aiter_timeouts import with_timeout
-from common import Backend, check_on_chunk, median, pass_through, run_on
+from common import Backend, check_on_chunk, median, pass_through, run_on, task_of
 
 from stream_deadline import StreamTimeoutError, with_deadline
 
@@ -140,14 +140,13 @@ class CoroutineAnext:
         if t >= self._deadline_at:
             raise StreamTimeoutError("deadline", LONG, t, int(self._items))
         self._started = t
-        self._puller = _current_task(self._loop)
+        self._puller = task_of(self._loop)
         item = await self._source.__anext__()
         self._puller = None
         self._items += 1.0
         return item
 
 
-_current_task: Final = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001  # (as with_deadline does on 3.11)
 SKETCH: Final = "sketch: coroutine __anext__, no generator"
 
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 import trio.lowlevel
-from common import Backend, check_on_chunk, median, pass_through, run_on
+from common import Backend, check_on_chunk, loop_clock, median, pass_through, run_on, task_of
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -141,18 +140,6 @@ TASK_FLOOR: Final = "floor: + the clock and the pulling task per pull"
 CONTROL: Final = "control: plain again"
 """The plain chain measured as a variant of itself: how far the measurement errs on its own."""
 TRIO_FLOOR: Final = "floor: CancelScope per pull"
-
-
-if sys.version_info >= (3, 12):
-    task_of: Callable[[asyncio.AbstractEventLoop], object] = asyncio.current_task  # in C
-else:  # 3.11's current_task() is Python around this lookup
-    task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
-
-
-def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """The clock ``with_deadline`` reads on ``loop``: ``time.monotonic`` where ``loop.time()``
-    is just that (asyncio's own loops), else ``loop.time`` (uvloop's)."""
-    return time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
 
 
 class _Pull:

@@ -30,11 +30,13 @@ __all__ = [
     "Backend",
     "Settings",
     "check_on_chunk",
+    "loop_clock",
     "machine_info",
     "median",
     "pass_through",
     "percentile",
     "run_on",
+    "task_of",
 ]
 
 T = TypeVar("T")
@@ -86,6 +88,19 @@ class Settings:
     def quick(cls) -> Settings:
         """A smoke run: every benchmark, fewer items and repetitions."""
         return cls("quick", 20_000, 3, 5_000, 300, 5, 5, 1_000, 1, 2.0, (1_000, 10_000), 1)
+
+
+if sys.version_info >= (3, 12):
+    task_of: Callable[[asyncio.AbstractEventLoop], object] = asyncio.current_task  # in C
+else:  # 3.11's current_task() is Python around this lookup
+    task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
+"""The current task of a loop, looked up as cheaply as ``with_deadline`` does."""
+
+
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The clock ``with_deadline`` reads on ``loop``: ``time.monotonic`` where ``loop.time()``
+    is just that (asyncio's own loops), else ``loop.time`` (uvloop's)."""
+    return time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
 
 
 async def pass_through(source: AsyncIterator[T]) -> AsyncIterator[T]:
