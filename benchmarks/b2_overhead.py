@@ -18,9 +18,10 @@ async generator (``async for x in src: yield x``), which any wrapper that can tu
 source's cancellation into its own error must at least be; that generator with one clock
 read per item (a deadline checked at every pull); on asyncio and uvloop that again with the
 pulling task noted at the start of each pull and forgotten when its item arrives (what a
-watchdog that cancels whichever task is waiting must know); on trio, which cancels through
-scopes and not tasks, a plain ``trio.CancelScope()`` around each pull instead, the least any
-cancel-based limit needs there.
+watchdog that cancels whichever task is waiting must know), and that again with one timer
+armed on the loop for the deadline (what lets it act while the source stalls); on trio,
+which cancels through scopes and not tasks, a plain ``trio.CancelScope()`` around each pull
+instead, the least any cancel-based limit needs there.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ async def scope_per_pull(source: AsyncIterator[T]) -> AsyncIterator[T]:
 FLOOR: Final = "floor: pass-through generator"
 CLOCK_FLOOR: Final = "floor: + a clock read per item"
 TASK_FLOOR: Final = "floor: + the clock and the pulling task per pull"
+TIMER_FLOOR: Final = "floor: + those and a timer armed for the deadline"
 CONTROL: Final = "control: plain again"
 """The plain chain measured as a variant of itself: how far the measurement errs on its own."""
 TRIO_FLOOR: Final = "floor: CancelScope per pull"
@@ -148,7 +150,12 @@ class _Pull:
     __slots__ = ("task",)
 
     def __init__(self) -> None:
-        self.task: object = None
+        self.task: asyncio.Task[Any] | None = None
+
+    def cancel(self) -> None:
+        """What the deadline's timer would do: cancel the task waiting in the pull, if any."""
+        if self.task is not None:
+            self.task.cancel()
 
 
 async def clock_and_task(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
@@ -169,6 +176,28 @@ async def clock_and_task(source: AsyncIterator[T], seconds: float) -> AsyncItera
         pull.task = task_of(loop)
 
 
+async def clock_task_and_timer(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
+    """:func:`clock_and_task` plus one timer on the loop, armed for the deadline while the stream
+    is open and cancelled when it ends: a limit that acts while the source stalls (rule 4) needs
+    one, since nothing else runs then. (Any timer in the loop's queue costs each turn of the loop
+    a look at it.) It never fires here; no closing, no error handling."""
+    loop = asyncio.get_running_loop()
+    clock = loop_clock(loop)
+    pull = _Pull()
+    start = clock()
+    timer = loop.call_at(loop.time() + seconds, pull.cancel)
+    try:
+        pull.task = task_of(loop)
+        async for item in source:
+            pull.task = None
+            yield item
+            if clock() - start > seconds:
+                raise StreamTimeoutError("deadline", seconds, clock() - start, 0)
+            pull.task = task_of(loop)
+    finally:
+        timer.cancel()
+
+
 def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = print) -> list[Overhead]:
     """The loop-yielding source, plain, through the floors and through ``with_deadline`` (b), (c)."""
     make = yielding_trio if backend == "trio" else yielding_asyncio
@@ -187,6 +216,7 @@ def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] =
             floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
         else:
             floors[TASK_FLOOR] = lambda: drain(lambda s: clock_and_task(s, LONG), items)
+            floors[TIMER_FLOOR] = lambda: drain(lambda s: clock_task_and_timer(s, LONG), items)
         return {
             "plain": lambda: drain(lambda s: s, items),
             **floors,
@@ -267,6 +297,14 @@ class ClockAndTaskModel(FakeStreamingModel):
         return clock_and_task(super()._astream(*args, **kwargs), LONG)
 
 
+class ClockTaskTimerModel(FakeStreamingModel):
+    """The same model with its chunks passed through :func:`clock_task_and_timer`: the floor of
+    a deadline that keeps rules 3 and 4 with a timer that can act while the source stalls."""
+
+    def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
+        return clock_task_and_timer(super()._astream(*args, **kwargs), LONG)
+
+
 class DeadlinedStreamingModel(FakeStreamingModel):
     """The same model with its ``_astream`` under ``with_deadline(self.stream_timeout)``."""
 
@@ -294,6 +332,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
         floor = PROMPT | PassThroughStreamingModel(chunks=chunks)
         clock_floor = PROMPT | ClockPerChunkModel(chunks=chunks)
         task_floor = PROMPT | ClockAndTaskModel(chunks=chunks)
+        timer_floor = PROMPT | ClockTaskTimerModel(chunks=chunks)
         deadlined = PROMPT | DeadlinedStreamingModel(chunks=chunks)
 
         async def drain(chain: Runnable[dict[str, str], BaseMessage]) -> None:
@@ -309,6 +348,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
             FLOOR: lambda: drain(floor),
             CLOCK_FLOOR: lambda: drain(clock_floor),
             TASK_FLOOR: lambda: drain(task_floor),
+            TIMER_FLOOR: lambda: drain(timer_floor),
             "(b) deadline": lambda: drain(deadlined),
         }
 

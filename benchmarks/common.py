@@ -82,7 +82,7 @@ class Settings:
     @classmethod
     def full(cls) -> Settings:
         """The published run (well under ten minutes on two cores)."""
-        return cls("full", 100_000, 7, 20_000, 1_000, 15, 61, 1_000, 3, 3.0, (10_000, 100_000), 3)
+        return cls("full", 100_000, 7, 20_000, 5_000, 15, 101, 1_000, 3, 3.0, (10_000, 100_000), 3)
 
     @classmethod
     def quick(cls) -> Settings:

@@ -105,6 +105,9 @@ def _b2_b3_targets(results: Results) -> list[Target]:
                 if (f.backend, f.workload) == (o.backend, o.workload) and f.variant.startswith("floor")
             )
             measured = f"{o.overhead_pct:+.2f} %" + (f" (floor: {floors})" if floors else "")
+            if o.workload.startswith("LangChain"):
+                budget = o.plain_us * 10  # 1 % of a chunk, in ns
+                measured += f" (1 % of the plain chain's {o.plain_us:.2f} µs per chunk is {budget:.0f} ns)"
             measured += "".join(
                 f" (control, the plain chain against itself: {c.overhead_pct:+.2f} %)"
                 for c in results.b2
@@ -282,7 +285,12 @@ def write_markdown(results: Results, path: Path) -> None:
             " each pull, the task"
             " that makes it, and forgets it when the item arrives: the least a watchdog that cancels"
             " whichever task is waiting must know (semantic 4), with no timer, closing or error"
-            " handling; and on trio a plain `trio.CancelScope()` around each pull, the least any"
+            " handling; *+ those and a timer armed for the deadline* (asyncio and uvloop) adds one"
+            " `loop.call_at()` handle for the deadline, armed when the stream starts and cancelled when"
+            " it ends, which a limit needs to act while the source stalls (semantic 4: nothing else"
+            " runs then), and which costs every turn of the loop a look at the loop's timer queue (the"
+            " chain takes two turns per chunk; the plain chain has no timer at all);"
+            " and on trio a plain `trio.CancelScope()` around each pull, the least any"
             " cancellation-based limit"
             " needs there (trio cancels only through scopes, and none may stay open across a `yield`)."
             " The chain's *control* row is the plain chain measured again as if it were a variant: its"
