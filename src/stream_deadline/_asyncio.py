@@ -220,7 +220,8 @@ def _unregister(
 class _Watchdog:
     """What the loop's alarms must know of one stream and of its pull in flight.
 
-    The generator notes each pull's task and start here; :meth:`wake` runs at the armed time.
+    The generator notes each pull's task here, and its start when an ``idle`` limit times it
+    (the first pull's start is the stream's); :meth:`wake` runs at the armed time.
     """
 
     __slots__ = (
@@ -356,8 +357,9 @@ async def limited_stream(
     started, deadline_at = watchdog.pull_started, watchdog.deadline_at
     # Each later pull checks the clock against `check_at`: minus infinity at first, so that
     # the first later pull tells the watchdog that `idle` bounds the pulls from now on; then
-    # the deadline, or minus infinity still with an idle limit too small to look ahead for,
-    # so that every pull arms the watchdog for itself.
+    # the deadline, or minus infinity still with an idle limit, so that every pull notes its
+    # start for the watchdog (and, when the limit is too small to look ahead for, arms it).
+    # Without one, a later pull's start is never read: the hot path does not store it.
     check_at = _neg_inf
     items = 0.0  # delivered; a float, which counts faster than an int (the float free list)
     expired: StreamTimeoutError | None = None
@@ -394,12 +396,13 @@ async def limited_stream(
                         if t >= deadline_at:
                             expired = limits.error("deadline", t - started, items)
                             raise expired
-                        if limits.idle is not None and limits.idle < _EAGER_IDLE:
-                            watchdog.arm_by(t + limits.idle)
-                        else:
+                        if limits.idle is None:
                             check_at = deadline_at
+                        else:
+                            watchdog.pull_started = t
+                            if limits.idle < _EAGER_IDLE:
+                                watchdog.arm_by(t + limits.idle)
                         watchdog.later = True
-                    watchdog.pull_started = t
                     watchdog.puller = task_of(loop)
                     if forward is not None:
                         break
