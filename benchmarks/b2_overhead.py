@@ -178,9 +178,10 @@ async def clock_and_task(source: AsyncIterator[T], seconds: float) -> AsyncItera
 
 async def clock_task_and_timer(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
     """:func:`clock_and_task` plus one timer on the loop, armed for the deadline while the stream
-    is open and cancelled when it ends: a limit that acts while the source stalls (rule 4) needs
-    one, since nothing else runs then. (Any timer in the loop's queue costs each turn of the loop
-    a look at it.) It never fires here; no closing, no error handling."""
+    is open and cancelled when it ends: a limit on the loop's own clock (rule 1) that acts while
+    the source stalls (rule 4) needs one, since nothing else runs then. (Any timer in the loop's
+    queue costs each turn of the loop a look at it.) It never fires here; no closing, no error
+    handling."""
     loop = asyncio.get_running_loop()
     clock = loop_clock(loop)
     pull = _Pull()

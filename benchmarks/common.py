@@ -81,7 +81,7 @@ class Settings:
 
     @classmethod
     def full(cls) -> Settings:
-        """The published run (well under ten minutes on two cores)."""
+        """The published run (under ten minutes on two cores)."""
         return cls("full", 100_000, 7, 20_000, 5_000, 15, 101, 1_000, 3, 3.0, (10_000, 100_000), 3)
 
     @classmethod
@@ -91,7 +91,7 @@ class Settings:
 
 
 if sys.version_info >= (3, 12):
-    task_of: Callable[[asyncio.AbstractEventLoop], object] = asyncio.current_task  # in C
+    task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = asyncio.current_task  # in C
 else:  # 3.11's current_task() is Python around this lookup
     task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
 """The current task of a loop, looked up as cheaply as ``with_deadline`` does."""
