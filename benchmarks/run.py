@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"  {key:16} {value}")
 
     started = time.perf_counter()
-    b1, b2, b3, b4 = (_in_fresh_interpreter(section, args.quick) if section in only else [] for section in ALL)
+    b1, b2, b3, b4 = (
+        _in_fresh_interpreter(section, args.quick) if section in only else [] for section in ALL
+    )
 
     command = "nox -s bench" + (" -- --quick" if args.quick else "")
     if only != set(ALL):
