@@ -158,35 +158,24 @@ class _Pull:
             self.task.cancel()
 
 
-async def clock_and_task(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
+async def clock_and_task(
+    source: AsyncIterator[T], seconds: float, *, timer: bool = False
+) -> AsyncIterator[T]:
     """The floor of a deadline that keeps rules 3 and 4 on asyncio (trio cancels through scopes,
     not tasks): at the start of each pull the loop's clock is read and compared (the check) and
     the pulling task noted (whom a watchdog cancels); when the item arrives the task is
-    forgotten. No timer, no closing, no error handling."""
+    forgotten. No closing, no error handling.
+
+    With ``timer``, also one timer on the loop, armed for the deadline while the stream is open
+    and cancelled when it ends: a limit on the loop's own clock (rule 1) that acts while the
+    source stalls (rule 4) needs one, since nothing else runs then. (Any timer in the loop's
+    queue costs each turn of the loop a look at it.) It never fires here.
+    """
     loop = asyncio.get_running_loop()
     clock = loop_clock(loop)
     pull = _Pull()
     start = clock()
-    pull.task = task_of(loop)
-    async for item in source:
-        pull.task = None
-        yield item
-        if clock() - start > seconds:
-            raise StreamTimeoutError("deadline", seconds, clock() - start, 0)
-        pull.task = task_of(loop)
-
-
-async def clock_task_and_timer(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
-    """:func:`clock_and_task` plus one timer on the loop, armed for the deadline while the stream
-    is open and cancelled when it ends: a limit on the loop's own clock (rule 1) that acts while
-    the source stalls (rule 4) needs one, since nothing else runs then. (Any timer in the loop's
-    queue costs each turn of the loop a look at it.) It never fires here; no closing, no error
-    handling."""
-    loop = asyncio.get_running_loop()
-    clock = loop_clock(loop)
-    pull = _Pull()
-    start = clock()
-    timer = loop.call_at(loop.time() + seconds, pull.cancel)
+    handle = loop.call_at(loop.time() + seconds, pull.cancel) if timer else None
     try:
         pull.task = task_of(loop)
         async for item in source:
@@ -196,7 +185,8 @@ async def clock_task_and_timer(source: AsyncIterator[T], seconds: float) -> Asyn
                 raise StreamTimeoutError("deadline", seconds, clock() - start, 0)
             pull.task = task_of(loop)
     finally:
-        timer.cancel()
+        if handle is not None:
+            handle.cancel()
 
 
 def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = print) -> list[Overhead]:
@@ -217,7 +207,7 @@ def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] =
             floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
         else:
             floors[TASK_FLOOR] = lambda: drain(lambda s: clock_and_task(s, LONG), items)
-            floors[TIMER_FLOOR] = lambda: drain(lambda s: clock_task_and_timer(s, LONG), items)
+            floors[TIMER_FLOOR] = lambda: drain(lambda s: clock_and_task(s, LONG, timer=True), items)
         return {
             "plain": lambda: drain(lambda s: s, items),
             **floors,
@@ -299,11 +289,11 @@ class ClockAndTaskModel(FakeStreamingModel):
 
 
 class ClockTaskTimerModel(FakeStreamingModel):
-    """The same model with its chunks passed through :func:`clock_task_and_timer`: the floor of
-    a deadline that keeps rules 3 and 4 with a timer that can act while the source stalls."""
+    """The same model with its chunks passed through :func:`clock_and_task` with its timer: the
+    floor of a deadline that keeps rules 3 and 4 with a timer that can act while the source stalls."""
 
     def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
-        return clock_task_and_timer(super()._astream(*args, **kwargs), LONG)
+        return clock_and_task(super()._astream(*args, **kwargs), LONG, timer=True)
 
 
 class DeadlinedStreamingModel(FakeStreamingModel):
