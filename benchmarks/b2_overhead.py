@@ -27,10 +27,12 @@ instead, the least any cancel-based limit needs there.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import trio
 import trio.lowlevel
@@ -43,7 +45,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from stream_deadline import StreamTimeoutError, with_deadline
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from collections.abc import Awaitable, Iterator
 
     from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
     from langchain_core.runnables import Runnable
@@ -189,33 +191,40 @@ async def clock_and_task(
             handle.cancel()
 
 
+Wrap: TypeAlias = Callable[[AsyncIterator[Any]], AsyncIterator[Any]]
+
+
+def floors(backend: Backend) -> dict[str, Wrap]:
+    """The floors on ``backend``, by row name (called in its running loop, whose clock they read)."""
+    clock = trio.current_time if backend == "trio" else loop_clock(asyncio.get_running_loop())
+    wraps: dict[str, Wrap] = {
+        FLOOR: pass_through,
+        CLOCK_FLOOR: lambda s: check_on_chunk(s, LONG, clock),
+    }
+    if backend == "trio":
+        wraps[TRIO_FLOOR] = scope_per_pull
+    else:
+        wraps[TASK_FLOOR] = lambda s: clock_and_task(s, LONG)
+        wraps[TIMER_FLOOR] = lambda s: clock_and_task(s, LONG, timer=True)
+    return wraps
+
+
 def run_b2_loop(backend: Backend, n: int, reps: int, log: Callable[[str], Any] = print) -> list[Overhead]:
     """The loop-yielding source, plain, through the floors and through ``with_deadline`` (b), (c)."""
     make = yielding_trio if backend == "trio" else yielding_asyncio
 
-    async def drain(wrap: Callable[[AsyncIterator[int]], AsyncIterator[int]], items: int) -> None:
+    async def drain(wrap: Wrap, items: int) -> None:
         async for _ in wrap(make(items)):
             pass
 
     def drains(items: int) -> dict[str, Callable[[], Awaitable[None]]]:
-        clock = trio.current_time if backend == "trio" else loop_clock(asyncio.get_running_loop())
-        floors: dict[str, Callable[[], Awaitable[None]]] = {
-            FLOOR: lambda: drain(pass_through, items),
-            CLOCK_FLOOR: lambda: drain(lambda s: check_on_chunk(s, LONG, clock), items),
+        wraps: dict[str, Wrap] = {
+            "plain": lambda s: s,
+            **floors(backend),
+            "(b) deadline": lambda s: with_deadline(s, LONG),
+            "(c) all limits": lambda s: with_deadline(s, LONG, first_item=LONG, idle=LONG),
         }
-        if backend == "trio":
-            floors[TRIO_FLOOR] = lambda: drain(scope_per_pull, items)
-        else:
-            floors[TASK_FLOOR] = lambda: drain(lambda s: clock_and_task(s, LONG), items)
-            floors[TIMER_FLOOR] = lambda: drain(lambda s: clock_and_task(s, LONG, timer=True), items)
-        return {
-            "plain": lambda: drain(lambda s: s, items),
-            **floors,
-            "(b) deadline": lambda: drain(lambda s: with_deadline(s, LONG), items),
-            "(c) all limits": lambda: drain(
-                lambda s: with_deadline(s, LONG, first_item=LONG, idle=LONG), items
-            ),
-        }
+        return {name: functools.partial(drain, wrap, items) for name, wrap in wraps.items()}
 
     async def main() -> dict[str, list[float]]:
         await _timed_rounds(drains(min(n, 1_000)), 1)  # warm-up
@@ -261,39 +270,17 @@ class FakeStreamingModel(BaseChatModel):
             yield chunk
 
 
-class PassThroughStreamingModel(FakeStreamingModel):
-    """The same model with its chunks passed through one more async generator: the floor.
+class FloorModel(FakeStreamingModel):
+    """The same model with its chunks passed through ``floor``, one of :func:`floors`.
 
-    Its ``_astream`` returns that generator (one layer, as the decorated model's returns the
+    Its ``_astream`` returns that layer (one layer, as the decorated model's returns the
     stream), rather than being an async generator itself (which would make two).
     """
 
-    def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
-        return pass_through(super()._astream(*args, **kwargs))
-
-
-class ClockPerChunkModel(FakeStreamingModel):
-    """The same model with its chunks passed through a layer that reads the clock per chunk: the
-    floor of any deadline checked at every pull."""
+    floor: Wrap
 
     def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
-        return check_on_chunk(super()._astream(*args, **kwargs), LONG)
-
-
-class ClockAndTaskModel(FakeStreamingModel):
-    """The same model with its chunks passed through :func:`clock_and_task`: the floor of a
-    deadline that keeps rules 3 and 4."""
-
-    def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
-        return clock_and_task(super()._astream(*args, **kwargs), LONG)
-
-
-class ClockTaskTimerModel(FakeStreamingModel):
-    """The same model with its chunks passed through :func:`clock_and_task` with its timer: the
-    floor of a deadline that keeps rules 3 and 4 with a timer that can act while the source stalls."""
-
-    def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]  # noqa: ANN401
-        return clock_and_task(super()._astream(*args, **kwargs), LONG, timer=True)
+        return self.floor(super()._astream(*args, **kwargs))
 
 
 class DeadlinedStreamingModel(FakeStreamingModel):
@@ -318,13 +305,12 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
     """``prompt | model`` streamed with ``chain.astream``, plain and with ``with_deadline`` (b)."""
 
     def drains(chunks: int) -> dict[str, Callable[[], Awaitable[None]]]:
-        plain = PROMPT | FakeStreamingModel(chunks=chunks)
-        again = PROMPT | FakeStreamingModel(chunks=chunks)  # the same, measured as if it were a variant
-        floor = PROMPT | PassThroughStreamingModel(chunks=chunks)
-        clock_floor = PROMPT | ClockPerChunkModel(chunks=chunks)
-        task_floor = PROMPT | ClockAndTaskModel(chunks=chunks)
-        timer_floor = PROMPT | ClockTaskTimerModel(chunks=chunks)
-        deadlined = PROMPT | DeadlinedStreamingModel(chunks=chunks)
+        models: dict[str, BaseChatModel] = {
+            "plain": FakeStreamingModel(chunks=chunks),
+            CONTROL: FakeStreamingModel(chunks=chunks),  # the same, measured as if it were a variant
+            **{name: FloorModel(chunks=chunks, floor=wrap) for name, wrap in floors(backend).items()},
+            "(b) deadline": DeadlinedStreamingModel(chunks=chunks),
+        }
 
         async def drain(chain: Runnable[dict[str, str], BaseMessage]) -> None:
             count = 0
@@ -333,15 +319,7 @@ def run_b2_chain(backend: Backend, n: int, reps: int, log: Callable[[str], Any] 
             if count < chunks:
                 raise AssertionError(f"the chain streamed {count} chunks, not {chunks}")
 
-        return {
-            "plain": lambda: drain(plain),
-            CONTROL: lambda: drain(again),
-            FLOOR: lambda: drain(floor),
-            CLOCK_FLOOR: lambda: drain(clock_floor),
-            TASK_FLOOR: lambda: drain(task_floor),
-            TIMER_FLOOR: lambda: drain(timer_floor),
-            "(b) deadline": lambda: drain(deadlined),
-        }
+        return {name: functools.partial(drain, PROMPT | model) for name, model in models.items()}
 
     async def main() -> dict[str, list[float]]:
         await _timed_rounds(drains(min(n, 100)), 2)  # warm-up
