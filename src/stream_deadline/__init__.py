@@ -2,9 +2,10 @@
 
 from importlib.metadata import version as _version
 
-from ._core import DeadlineStream, Seconds, with_deadline
-from ._deadline import Deadline
+from ._core import Seconds, with_deadline
 from ._errors import Limit, StreamTimeoutError
+from ._limits import Deadline
+from ._stream import DeadlineStream
 
 __all__ = [
     "Deadline",

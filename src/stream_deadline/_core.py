@@ -1,17 +1,14 @@
-"""The public forms: ``with_deadline`` (wrapper and decorator) and the stream it returns.
+"""The public forms: ``with_deadline``, as a wrapper and as a decorator.
 
-``with_deadline`` validates everything at once and returns a :class:`DeadlineStream`. The
-stream picks its backend (``_asyncio`` or ``_trio``) when it is first iterated and from then on
-is driven by that backend's generator, an ordinary async generator: ``async for`` over the
-stream runs it directly, with no layer in between.
+Both check everything at once and return a :class:`DeadlineStream` (per call, for the
+decorator), which picks its backend when it is first iterated.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
-from types import TracebackType
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import (
     Any,
     Concatenate,
@@ -25,16 +22,12 @@ from typing import (
     overload,
 )
 
-from ._backends import current_backend, start_stream
-from ._deadline import Deadline
-from ._engine import Closer, Limits
-from ._source import Source
-from ._validate import check_close_timeout, check_on_timeout, check_seconds
+from ._limits import Deadline, Limits, check_close_timeout, check_on_timeout, check_seconds
+from ._stream import DeadlineStream
 
-__all__ = ["DeadlineStream", "Seconds", "with_deadline"]
+__all__ = ["Seconds", "with_deadline"]
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 P = ParamSpec("P")
 
 Seconds: TypeAlias = "float | Deadline | None"
@@ -56,101 +49,6 @@ class _Missing:
 _MISSING: Final = _Missing()
 
 
-class DeadlineStream(AsyncGenerator[T_co, Any]):
-    """An async iterator with a deadline; what :func:`with_deadline` returns.
-
-    It behaves like an async generator: ``async for``, :meth:`__anext__`, :meth:`asend`,
-    :meth:`athrow`, :meth:`aclose`, and ``async with`` (which closes it on exit). It owns its
-    source: however the stream ends, the source is closed exactly once.
-    """
-
-    __slots__ = ("_close", "_gen", "_limits", "_source")
-
-    def __init__(self, source: AsyncIterable[T_co], limits: Limits) -> None:
-        self._source = Source(source)
-        self._limits = limits
-        self._gen: AsyncGenerator[T_co, Any] | None = None
-        self._close: Closer | None = None  # the backend's close, once the backend is known
-
-    def _generator(self) -> AsyncGenerator[T_co, Any]:
-        gen = self._gen
-        if gen is None:
-            if self._source.closed:
-                gen = _closed()
-            else:
-                gen, self._close = start_stream(self._source, self._limits)
-            self._gen = gen
-        return gen
-
-    def __aiter__(self) -> AsyncIterator[T_co]:
-        return self._generator()
-
-    async def __anext__(self) -> T_co:
-        # A coroutine, not the generator's own awaitable: a task cancelled before its first
-        # step then ends without touching the generator (CPython 3.11 would throw the
-        # cancellation into an unstarted asend(), at the generator's `yield`, as if athrow()).
-        gen = self._gen
-        return await (self._generator() if gen is None else gen).__anext__()
-
-    async def asend(self, value: Any, /) -> T_co:  # noqa: ANN401 (any value the source takes)
-        """Send ``value`` to the source's ``yield`` and return its next item, under the same limits."""
-        return await self._generator().asend(value)
-
-    @overload
-    async def athrow(
-        self, typ: type[BaseException], val: BaseException | object = None, tb: TracebackType | None = None, /
-    ) -> T_co: ...
-    @overload
-    async def athrow(
-        self, typ: BaseException, val: None = None, tb: TracebackType | None = None, /
-    ) -> T_co: ...
-    async def athrow(self, typ: Any, val: Any = None, tb: Any = None, /) -> T_co:
-        """Raise an exception at the source's ``yield``; return its next item, under the same limits."""
-        gen = self._generator()
-        return await (gen.athrow(typ) if val is None and tb is None else gen.athrow(typ, val, tb))
-
-    async def aclose(self) -> None:
-        """Close the stream and its source (once; later calls do nothing).
-
-        Raises :class:`RuntimeError` if another task is pulling from the stream right now, as
-        an async generator does, and whatever closing the source raised.
-        """
-        source = self._source
-        if self._gen is not None:
-            source.closing_outside = True
-            try:
-                await self._gen.aclose()
-            finally:
-                source.closing_outside = False
-        else:
-            self._gen = _closed()
-        if not source.closed:
-            close = self._close or current_backend("aclose()").close
-            source.close_error = await close(source, self._limits.close_timeout)
-        problem, source.close_error = source.close_error, None
-        if problem is not None:
-            raise problem
-
-    async def __aenter__(self) -> DeadlineStream[T_co]:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"<DeadlineStream of {self._source.describe()} {self._limits}>"
-
-
-def _closed() -> AsyncGenerator[Any, Any]:
-    """A stand-in generator for a stream closed before it was iterated."""
-
-    async def nothing() -> AsyncGenerator[Any, Any]:
-        return
-        yield  # pragma: no cover (makes this an async generator)
-
-    return nothing()  # ends at its first pull, and is finished from then on
-
-
 class _Decorator(Protocol):
     def __call__(self, func: Callable[P, AsyncIterator[T]], /) -> Callable[P, DeadlineStream[T]]: ...
 
@@ -162,33 +60,16 @@ _Options: TypeAlias = "tuple[float | None, float | None, bool, float]"
 def _make_limits(seconds: object, options: _Options, origin: str = "") -> Limits:
     """The limits for the total limit ``seconds`` (a number, ``None`` or a Deadline), checked,
     and ``options``."""
-    if type(seconds) is not int and type(seconds) is not float:  # (numbers: the common case)
-        if isinstance(seconds, Deadline):
-            return Limits(seconds.seconds, seconds, *options)
-        if callable(seconds) and not origin:
-            raise TypeError(
-                "`seconds` must be a number of seconds, None or a Deadline; a callable that computes"
-                " the limit per call works only in the decorator form: @with_deadline(lambda *a, **k: ...)"
-            )
-    else:
-        # A plain number equal to one checked before (for these same options) needs no check.
-        limits = _SHARED_LIMITS.get((seconds, options))
-        if limits is not None:
-            return limits
-    checked = check_seconds("seconds", seconds, origin=origin)
-    key = (checked, options)
-    limits = _SHARED_LIMITS.get(key)
-    if limits is None:
-        if len(_SHARED_LIMITS) >= _SHARED_LIMITS_MAX:
-            _SHARED_LIMITS.clear()
-        limits = _SHARED_LIMITS[key] = Limits(checked, None, *options)
-    return limits
+    if isinstance(seconds, Deadline):
+        return Limits(seconds.seconds, seconds, *options)
+    if callable(seconds) and not origin:
+        raise TypeError(
+            "`seconds` must be a number of seconds, None or a Deadline; a callable that computes"
+            " the limit per call works only in the decorator form: @with_deadline(lambda *a, **k: ...)"
+        )
+    return Limits(check_seconds("seconds", seconds, origin=origin), None, *options)
 
 
-_SHARED_LIMITS: Final[dict[tuple[float | None, _Options], Limits]] = {}
-"""Streams with the same limits share one (immutable) Limits: 80 bytes less per stream. Keyed
-by checked values only (an int and the equal float are one key)."""
-_SHARED_LIMITS_MAX: Final = 256
 _DEFAULT_OPTIONS: Final[_Options] = (None, None, False, DEFAULT_CLOSE_TIMEOUT)
 
 

@@ -1,15 +1,15 @@
-"""Ownership of the wrapped source: close it exactly once, however it is closed."""
+"""Ownership of the wrapped source: open it lazily, forward ``asend``/``athrow`` to it, close
+it exactly once."""
 
 from __future__ import annotations
 
 import inspect
 import logging
-import types
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine, Generator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from types import AsyncGeneratorType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Source", "close_failed", "close_overran", "logger", "start"]
+__all__ = ["Source", "Throw", "close_failed", "close_overran", "logger"]
 
 T = TypeVar("T")
 
@@ -17,36 +17,32 @@ logger = logging.getLogger("stream_deadline")
 """Every message of the library goes through this logger."""
 
 
+class Throw:
+    """What :meth:`DeadlineStream.athrow` sends into the stream's pull loop: an exception to
+    throw into the source (its ``athrow``) as the next pull."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
 class Source(Generic[T]):
-    """The source a stream owns: the async iterable and, once opened, the iterator it returned.
+    """The async iterable a stream owns and, once opened, the iterator it returned.
 
     :meth:`open` calls ``aiter()`` at the first pull (so a stream over another stream that is
     not yet iterated stays lazy). :meth:`close` closes the iterator and then, when it is a
-    different object (or there is none yet), the iterable,
-    each with its ``aclose()`` or, failing that, its ``close()`` (awaited when it returns an
-    awaitable: the openai SDK's ``AsyncStream.close()`` is a coroutine). It does so once; later
-    calls do nothing.
+    different object (or there is none yet), the iterable, each with its ``aclose()`` or,
+    failing that, its ``close()`` (awaited when it returns an awaitable: the openai SDK's
+    ``AsyncStream.close()`` is a coroutine). Only the first call closes anything.
     """
 
-    __slots__ = ("close_error", "closed", "closing_outside", "iterable", "iterator")
-
-    iterable: AsyncIterable[T]
-    iterator: AsyncIterator[T] | None
-    closed: bool
-    close_error: BaseException | None
-    """What closing failed with during ``aclose()``, for the stream's ``aclose()`` to raise."""
-    closing_outside: bool
-    """Set while :meth:`DeadlineStream.aclose` closes the stream's generator, which then stops
-    at its ``yield`` at once (its watchdog stopped) and leaves the source to the stream: on
-    CPython < 3.13 a cancellation thrown into a generator's ``aclose()`` (the close_timeout)
-    leaves it marked as running, so the source is closed outside it."""
+    __slots__ = ("closed", "iterable", "iterator")
 
     def __init__(self, iterable: AsyncIterable[T]) -> None:
         self.iterable = iterable
-        self.iterator = None
+        self.iterator: AsyncIterator[T] | None = None
         self.closed = False
-        self.close_error = None
-        self.closing_outside = False
 
     def open(self) -> AsyncIterator[T]:
         """The iterator, from ``aiter(iterable)`` on the first call."""
@@ -54,38 +50,42 @@ class Source(Generic[T]):
             self.iterator = aiter(self.iterable)
         return self.iterator
 
+    def forward(self, sent: object) -> AsyncIterator[T]:
+        """The next pull after the consumer's ``asend(sent)``, or ``athrow()`` (``sent`` a
+        :class:`Throw`): the source's own ``asend``/``athrow``, as an iterator of one item."""
+        iterator = self.open()
+        if isinstance(sent, Throw):
+            athrow = getattr(iterator, "athrow", None)
+            if athrow is None:  # as in a generator that does not catch it
+                raise sent.exc
+            return _Once(athrow(sent.exc))
+        asend = getattr(iterator, "asend", None)
+        if asend is None:
+            raise TypeError(
+                f"asend(): the source {type(iterator).__qualname__} is not an async generator"
+                " and cannot receive values; use asend(None) or anext()"
+            )
+        return _Once(asend(sent))
+
     def describe(self) -> str:
         """Name the source for log messages."""
         return type(self.iterable).__qualname__
 
     def settled(self) -> bool:
-        """Whether there is nothing left to close: closed already, or a finished async
-        generator on its own (as a generator is after its pull was cancelled); if so, the
-        source counts as closed from now on."""
+        """Whether there is nothing left to close: closed already, or an async generator of
+        its own that has finished (as one is after its pull was cancelled)."""
         if not self.closed:
             it = self.iterator
-            if (
-                it is None
-                or it is not self.iterable
-                or type(it) is not AsyncGeneratorType
-                or it.ag_frame is not None
-            ):
+            if it is not self.iterable or type(it) is not AsyncGeneratorType or it.ag_frame is not None:
                 return False
             self.closed = True
         return True
 
-    def close(self) -> Coroutine[Any, Any, None]:
-        """Return the closing of the iterator, then of the iterable if it is another object, to
-        await at once; only the first call closes anything (the source counts as closed from it on)."""
+    async def close(self) -> None:
+        """Close the iterator, then the iterable if it is another object; only once."""
         if self.closed:
-            return _nothing()
+            return
         self.closed = True
-        it = self.iterator
-        if it is self.iterable and type(it) is AsyncGeneratorType:  # the common case: no coroutine around
-            return it.aclose()
-        return self._close_both()
-
-    async def _close_both(self) -> None:
         try:
             if self.iterator is not None:
                 await _close(self.iterator)
@@ -94,8 +94,19 @@ class Source(Generic[T]):
                 await _close(self.iterable)
 
 
-async def _nothing() -> None:
-    pass
+class _Once(AsyncIterator[T]):
+    """An iterator of the one item an awaitable returns: a forwarded pull, pulled like any other."""
+
+    __slots__ = ("_pull",)
+
+    def __init__(self, pull: Awaitable[T]) -> None:
+        self._pull: Awaitable[T] | None = pull
+
+    async def __anext__(self) -> T:
+        pull, self._pull = self._pull, None
+        if pull is None:
+            raise StopAsyncIteration
+        return await pull
 
 
 async def _close(obj: object) -> None:
@@ -103,44 +114,8 @@ async def _close(obj: object) -> None:
     if method is None:
         return
     result = method()
-    if hasattr(result, "__await__") or inspect.isawaitable(result):
+    if inspect.isawaitable(result):
         await result
-
-
-def start(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
-    """Run ``coro`` up to its first suspension; ``None`` if it finished without one, else an
-    awaitable that goes on from there (so a close that never waits needs no timer at all).
-
-    What ``coro`` raises before it suspends propagates from here.
-    """
-    try:
-        first = coro.send(None)
-    except StopIteration:
-        return None
-    return _resume(coro, first)
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, None], first: object) -> Generator[Any, Any, None]:
-    """Go on with ``coro``, which has just yielded ``first`` to the event loop: ``yield from``
-    for a coroutine already started."""
-    value = first
-    while True:
-        try:
-            sent = yield value
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 (thrown in by the event loop: passed on)
-            try:
-                value = coro.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                value = coro.send(sent)
-            except StopIteration:
-                return
 
 
 def close_overran(source: Source[Any], close_timeout: float) -> TimeoutError:

@@ -1,0 +1,294 @@
+"""The asyncio backend (uvloop included): one :class:`Watch` per stream, with one timer handle.
+
+Per pull, the loop reads the clock, checks the deadline and notes that a pull is in flight;
+it never creates a timer. The watch's handle is armed for the first pull's bound and re-arms
+itself when it wakes before the bound of the pull then in flight (anyio's
+``CancelScope._timeout()`` does the same). When it finds a pull due, it cancels the task
+waiting in it, whichever task that is; the pull loop turns that cancellation into a timeout
+only if it was the watch's alone, comparing ``Task.cancelling()`` after taking its own back
+with the count noted before, as :func:`asyncio.timeout` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+from asyncio import CancelledError
+from collections.abc import AsyncGenerator, AsyncIterator
+from threading import get_ident
+from typing import Any, Final, NoReturn, TypeVar
+
+from .._ending import Backend, Passed, end, warn_went_on
+from .._errors import Limit
+from .._limits import Limits
+from .._running import clock_of, task_of
+from .._source import Source, close_failed, close_overran, logger
+
+__all__ = ["BACKEND", "OtherLoopError", "stream"]
+
+T = TypeVar("T")
+_inf: Final = math.inf
+
+
+class State(enum.Enum):
+    """Where the stream is, as its watch sees it."""
+
+    FIRST_PULL = "the first pull is in flight (bounded by first_item and the deadline)"
+    LATER_PULL = "a later pull is in flight (bounded by idle and the deadline)"
+    BETWEEN = "no pull in flight: the consumer holds the last item"
+    CUT = "the watch cancelled the pull in flight; the pull has not ended yet"
+    DONE = "the stream has ended"
+
+
+FIRST_PULL, LATER_PULL, BETWEEN, CUT, DONE = State
+
+
+class OtherLoopError(RuntimeError):
+    """A pull made in another event loop than the stream's first pull: refused, and nothing
+    of the stream is touched from there."""
+
+
+class Watch:
+    """Who is pulling and since when, and one timer handle that cuts the pull in flight.
+
+    Invariant: while a pull is in flight, the handle is armed no later than that pull's
+    bound (its first_item or idle bound, or the deadline, whichever is nearest); a bound
+    counts as reached when the handle armed for it (or later) runs, however the clock reads
+    then, since timers may run up to the clock's resolution early.
+    """
+
+    __slots__ = (
+        "at",
+        "cancelling",
+        "clock",
+        "deadline",
+        "handle",
+        "limit",
+        "limits",
+        "loop",
+        "pull_started",
+        "source",
+        "started",
+        "state",
+        "strikes",
+        "task",
+        "thread",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, source: Source[Any], limits: Limits) -> None:
+        self.loop = loop
+        self.thread = get_ident()
+        self.clock = clock_of(loop)
+        self.source = source
+        self.limits = limits
+        self.state = BETWEEN
+        self.started = self.pull_started = self.deadline = _inf  # set by begin()
+        self.task: asyncio.Task[Any] | None = None  # the task in the pull in flight, or the last one
+        self.cancelling = 0  # that task's Task.cancelling() when it started pulling
+        self.handle: asyncio.Handle | None = None
+        self.at = _inf  # when the handle runs (inf: not armed)
+        self.limit: Limit = "deadline"  # the limit of the cut, in state CUT
+        self.strikes = 0  # cancellations of the task by the watch, not yet taken back
+
+    def begin(self) -> float:
+        """The first pull starts now: start the clock, arm for the first bound; return the start."""
+        t = self.clock()
+        self.deadline = self.limits.deadline_at(t, "asyncio")
+        self.started = self.pull_started = t
+        self.enter(task_of(self.loop))
+        self.state = FIRST_PULL
+        bound, _ = self.bound()
+        if bound < _inf:
+            self.arm(bound)
+        return t
+
+    def enter(self, task: asyncio.Task[Any] | None) -> None:
+        """``task`` pulls now, and the last pull was made by another (or none): note its
+        cancellation count. A pull from another thread or event loop is refused.
+
+        (On 3.11 and 3.12, a task of the stream's loop mid-step in its own thread while
+        another thread pulls would be taken for the puller if it made the last pull as well.)
+        """
+        if task is None or get_ident() != self.thread:
+            raise OtherLoopError(
+                "a with_deadline() stream is bound to the event loop of its first pull, but this"
+                " pull runs in another event loop or thread: iterate each stream in one loop"
+            )
+        self.task = task
+        self.cancelling = task.cancelling()
+
+    def bound(self) -> tuple[float, Limit]:
+        """When the pull in flight is due, and which limit says so (the deadline, on a tie)."""
+        limit: Limit
+        if self.state is FIRST_PULL:
+            span, limit = self.limits.first_item, "first_item"
+        else:
+            span, limit = self.limits.idle, "idle"
+        if span is not None and self.pull_started + span < self.deadline:
+            return self.pull_started + span, limit
+        return self.deadline, "deadline"
+
+    def arm(self, when: float) -> None:
+        """Run :meth:`fire` at ``when``, instead of when it was to run. A time already
+        reached runs it before the waiting task resumes (a zero limit cuts at the first wait)."""
+        if self.handle is not None:
+            self.handle.cancel()
+        self.at = when
+        if when <= self.clock():
+            self.handle = self.loop.call_soon(self.fire)
+        else:
+            self.handle = self.loop.call_at(when, self.fire)
+
+    def fire(self) -> None:
+        """The handle's callback, run in the context of the pull that armed it."""
+        at, self.at, self.handle = self.at, _inf, None
+        state = self.state
+        if state is FIRST_PULL or state is LATER_PULL:
+            bound, limit = self.bound()
+            if bound <= at:
+                self.cut(limit, at)
+            else:
+                self.arm(bound)
+        elif state is BETWEEN:
+            if self.deadline <= at:  # passed: the next pull's check must agree, however the clock reads
+                self.deadline = min(self.deadline, self.clock())
+            elif self.deadline < _inf:
+                self.arm(self.deadline)
+        elif state is CUT:  # the pull has not ended a close_timeout after the cut: again
+            logger.warning(
+                "the source %s did not stop within close_timeout=%g s of its pull being"
+                " cancelled; cancelling it again",
+                self.source.describe(),
+                self.limits.close_timeout,
+            )
+            self.cancel(at)
+
+    def cut(self, limit: Limit, at: float) -> None:
+        """Cancel the task waiting in the pull in flight: ``limit`` has passed."""
+        self.state = CUT
+        self.limit = limit
+        self.cancel(at)
+
+    def cancel(self, at: float) -> None:
+        """Cancel the task in the pull (again, every ``close_timeout``, while it does not end)."""
+        assert self.task is not None  # noqa: S101 (a pull is in flight)
+        self.strikes += 1
+        self.task.cancel(f"stream_deadline: the {self.limit} limit passed")
+        if self.limits.close_timeout < _inf:
+            self.arm(at + self.limits.close_timeout)
+
+    def ours(self) -> bool:
+        """Take back the watch's cancellations of the task (``Task.uncancel()``); return
+        whether none from elsewhere is pending, as :func:`asyncio.timeout` decides."""
+        assert self.task is not None  # noqa: S101 (a pull was cut)
+        count = self.task.cancelling()
+        for _ in range(self.strikes):
+            count = self.task.uncancel()
+        self.strikes = 0
+        return count <= self.cancelling
+
+    async def went_on(self, what: str, items: int) -> NoReturn:
+        """The source went on after its pull was cut (it returned an item, or ended)."""
+        if not self.ours():
+            # It swallowed a cancellation from elsewhere too, or that one is still on its way
+            # (anyio's scopes deliver a turn later): let it land as itself, so that its scope
+            # knows it; if it does not come, this one stands in for it.
+            self.stop()  # (no second cancellation by the watch meanwhile)
+            await asyncio.sleep(0)
+            raise CancelledError
+        warn_went_on(self.source, self.limit, what)
+        raise Passed(self.limit, self.clock() - self.started, items)
+
+    def stop(self) -> None:
+        """The stream has ended: disarm, take back a cancellation of the watch's that the
+        source turned into an error of its own, and let go of the task."""
+        if self.strikes:
+            self.ours()
+        self.state = DONE
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.task = None
+
+
+async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGenerator[T, Any]:
+    """Pull ``source`` under ``limits`` (``first``: a forwarded first pull); see
+    :func:`~stream_deadline.with_deadline`."""
+    loop = asyncio.get_running_loop()
+    watch = Watch(loop, source, limits)
+    now, idle = watch.clock, limits.idle
+    items = 0
+    try:
+        started = watch.begin()
+        try:
+            if started >= watch.deadline:  # a zero budget, or a shared Deadline already past
+                raise Passed("deadline", 0.0, 0)
+            iterator = source.open()
+            pulls: AsyncIterator[T] = iterator if first is None else source.forward(first)
+            while True:
+                async for item in pulls:  # each pull happens here: the interpreter's own loop
+                    if watch.state is CUT:
+                        await watch.went_on("returned an item; the item is dropped", items)
+                    watch.state = BETWEEN
+                    items += 1
+                    sent = yield item
+                    # The consumer's next __anext__ (or asend/athrow) starts here.
+                    t = now()
+                    if t >= watch.deadline:
+                        raise Passed("deadline", t - started, items)
+                    if idle is not None:
+                        watch.pull_started = t
+                        if t + idle < watch.at:
+                            watch.arm(t + idle)
+                    task = task_of(loop)
+                    if task is not watch.task:
+                        watch.enter(task)
+                    watch.state = LATER_PULL
+                    if sent is not None:
+                        pulls = source.forward(sent)
+                        break
+                else:
+                    if watch.state is CUT:
+                        await watch.went_on("ended", items)
+                    if pulls is iterator:
+                        break  # exhausted
+                    pulls = iterator
+        except CancelledError:
+            if watch.state is CUT and watch.ours():
+                raise Passed(watch.limit, now() - started, items) from None
+            raise
+    except OtherLoopError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
+        watch.stop()
+        await end(BACKEND, source, limits, exc)
+    else:
+        watch.stop()
+        await end(BACKEND, source, limits, None)
+
+
+async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
+    """Close ``source`` within ``close_timeout`` seconds; log and return what went wrong.
+
+    An outside cancellation arriving during the close propagates.
+    """
+    if source.settled():
+        return None
+    scope = asyncio.timeout(None if close_timeout == _inf else close_timeout)
+    try:
+        async with scope:
+            await source.close()
+    except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
+        if isinstance(exc, TimeoutError) and scope.expired():
+            return close_overran(source, close_timeout)
+        return close_failed(source, exc)
+    return None
+
+
+async def checkpoint() -> None:
+    """One turn of the event loop."""
+    await asyncio.sleep(0)
+
+
+BACKEND: Final = Backend("asyncio", close, checkpoint)

@@ -1,0 +1,111 @@
+"""The stream :func:`~stream_deadline.with_deadline` returns: an async generator's interface
+over the backend's pull loop, which it starts at the first pull."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from ._backends import backend, start
+from ._limits import Limits
+from ._source import Source, Throw
+
+__all__ = ["DeadlineStream"]
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class DeadlineStream(AsyncGenerator[T_co, Any]):
+    """An async iterator with a deadline; what :func:`with_deadline` returns.
+
+    It behaves like an async generator: ``async for``, :meth:`__anext__`, :meth:`asend`,
+    :meth:`athrow`, :meth:`aclose`, and ``async with`` (which closes it on exit). It owns its
+    source: however the stream ends, the source is closed exactly once.
+    """
+
+    __slots__ = ("_gen", "_limits", "_source")
+
+    def __init__(self, source: AsyncIterable[T_co], limits: Limits) -> None:
+        self._source = Source(source)
+        self._limits = limits
+        self._gen: AsyncGenerator[T_co, Any] | None = None
+
+    def _generator(self, first: object = None) -> AsyncGenerator[T_co, Any]:
+        if self._gen is None:
+            self._gen = _closed() if self._source.closed else start(self._source, self._limits, first)
+        return self._gen
+
+    def __aiter__(self) -> AsyncIterator[T_co]:
+        return self._generator()  # `async for` runs the pull loop itself, with no layer between
+
+    async def __anext__(self) -> T_co:
+        # A coroutine, not the generator's own awaitable: a task cancelled before its first
+        # step then ends without touching the generator (CPython 3.11 would throw the
+        # cancellation into an unstarted asend(), at the generator's `yield`, as if athrow()).
+        return await self._generator().__anext__()
+
+    async def asend(self, value: Any, /) -> T_co:  # noqa: ANN401 (any value the source takes)
+        """Send ``value`` to the source's ``yield`` and return its next item, under the same limits."""
+        return await self._generator().asend(value)
+
+    @overload
+    async def athrow(
+        self, typ: type[BaseException], val: BaseException | object = None, tb: TracebackType | None = None, /
+    ) -> T_co: ...
+    @overload
+    async def athrow(
+        self, typ: BaseException, val: None = None, tb: TracebackType | None = None, /
+    ) -> T_co: ...
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None, /) -> T_co:
+        """Raise an exception at the source's ``yield``; return its next item, under the same limits."""
+        if isinstance(typ, BaseException):
+            exc = typ
+        else:
+            exc = val if isinstance(val, BaseException) else typ() if val is None else typ(val)
+        if tb is not None:
+            exc = exc.with_traceback(tb)
+        if self._gen is None:  # the first pull is this athrow()
+            return await self._generator(Throw(exc)).__anext__()
+        return await self._gen.asend(Throw(exc))
+
+    async def aclose(self) -> None:
+        """Close the stream and its source (once; later calls do nothing).
+
+        Raises :class:`RuntimeError` if another task is pulling from the stream right now, as
+        an async generator does, and whatever closing the source raised.
+        """
+        gen = self._gen
+        if gen is not None and getattr(gen, "ag_running", False):
+            raise RuntimeError("aclose(): another task is pulling from this stream right now")
+        # The source is closed here, outside the generator, which then stops at its `yield`
+        # with nothing left to close: on CPython < 3.13 a cancellation thrown into a
+        # generator's aclose() while it awaits leaves it marked as running for good.
+        problem = None
+        if not self._source.closed:
+            problem = await backend("aclose()").close(self._source, self._limits.close_timeout)
+        if gen is None:
+            self._gen = _closed()
+        else:
+            await gen.aclose()
+        if problem is not None:
+            raise problem
+
+    async def __aenter__(self) -> DeadlineStream[T_co]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<DeadlineStream of {self._source.describe()} {self._limits}>"
+
+
+def _closed() -> AsyncGenerator[Any, Any]:
+    """A stand-in generator for a stream closed before it was iterated."""
+
+    async def nothing() -> AsyncGenerator[Any, Any]:
+        return
+        yield  # pragma: no cover (makes this an async generator)
+
+    return nothing()  # ends at its first pull, and is finished from then on
