@@ -171,12 +171,24 @@ class Watch:
         self.cancel(at)
 
     def cancel(self, at: float) -> None:
-        """Cancel the task in the pull (again, every ``close_timeout``, while it does not end)."""
+        """Cancel the task in the pull, and again every ``close_timeout`` while it does not end.
+
+        The timer for the next time is armed a turn later, and only if the pull is still in
+        flight then: most pulls end in that turn, and a timer armed and cancelled at once for
+        each of thousands of streams cut together costs each a push into the loop's heap.
+        """
         assert self.task is not None  # noqa: S101 (a pull is in flight)
         self.strikes += 1
         self.task.cancel(f"stream_deadline: the {self.limit} limit passed")
         if self.limits.close_timeout < _inf:
-            self.arm(at + self.limits.close_timeout)
+            self.at = at + self.limits.close_timeout
+            self.handle = self.loop.call_soon(self.still_cut)
+
+    def still_cut(self) -> None:
+        """A turn after a cut: if the pull has not ended, arm the timer that cuts it again."""
+        self.handle = None
+        if self.state is CUT:
+            self.arm(self.at)
 
     def ours(self) -> bool:
         """Take back the watch's cancellations of the task (``Task.uncancel()``); return
