@@ -207,7 +207,8 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
     Semantics (each is tested on asyncio and trio):
 
     1. **Clock.** Every time is read from the running event loop's clock (what
-       ``anyio.current_time()`` returns), so virtual clocks work.
+       ``anyio.current_time()`` returns), so virtual clocks work, including one set on the
+       loop instance (``loop.time = ...``).
     2. **Start.** The total deadline starts at the first ``__anext__``, when a generator's body
        starts and its request goes out. A :class:`Deadline` fixes it in advance instead.
     3. **Check first.** Every ``__anext__`` checks the deadline first; past it, the source is
@@ -218,17 +219,28 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
        the source is closed with ``aclose()`` (bounded by ``close_timeout``) and
        :class:`StreamTimeoutError` raised in it. A stall in which bytes still arrive but no
        item does (SSE keep-alive comments) is a stall like any other. When two limits pass
-       at the same instant, the total deadline is the one reported.
+       at the same instant, the total deadline is the one reported. A pull in flight at or
+       after its bound is cut whatever the clock's resolution: a timer that runs a little
+       early (uvloop counts whole milliseconds) counts its bound as reached. A limit of zero
+       still lets the pull start: an item it returns without waiting is delivered, and it is
+       cut at its first wait, even a ``sleep(0)``, as under ``asyncio.timeout(0)`` or
+       ``trio.fail_after(0)``. A source that catches the cancellation (or is shielded from
+       it) and returns an item anyway is cut all the same: the late item is dropped and a
+       ``WARNING`` logged.
     5. **Consumer time.** Time the consumer spends between pulls counts toward the total
        deadline, not toward ``first_item`` or ``idle``.
     6. **No loss.** Items that arrived before a limit passed are all delivered, in order; none
-       is dropped or duplicated.
+       is dropped or duplicated. Whatever else ends the source reaches the consumer as it
+       would through a pass-through async generator, ``GeneratorExit`` included.
     7. **Outside cancellation wins.** A consumer cancelled by anyone else, even in the same
        loop tick as the deadline, sees the cancellation, never a timeout, and no outside
        cancellation is swallowed. Enclosing ``asyncio.timeout``, anyio and trio scopes keep
-       working and are not reported as the stream's timeout.
-    8. **Closed once.** The source is closed exactly once: on timeout, normal end, error,
-       ``aclose()``, ``async with`` exit, and ``break`` followed by ``aclose()``. Its
+       working and are not reported as the stream's timeout. As with ``asyncio.timeout``, a
+       task that carried a cancellation from before (``Task.cancelling()`` above zero) still
+       gets its timeout, and the count is left as it was.
+    8. **Closed once.** The source is closed exactly once: on timeout, normal end, error
+       (one raised by ``aiter()`` or by a first ``athrow()`` included), ``aclose()``,
+       ``async with`` exit, and ``break`` followed by ``aclose()``. Its
        ``finally`` blocks have run before :class:`StreamTimeoutError` reaches the consumer. A
        close that hangs or raises does not hide the timeout: the timeout still surfaces within
        ``close_timeout``; the close problem is logged (logger ``stream_deadline``) and chained
@@ -236,8 +248,10 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
     9. **Finished after a timeout.** Later pulls raise :class:`StopAsyncIteration`, as a
        finished async generator does. ``on_timeout="stop"`` ends the iteration quietly (after
        closing the source) instead of raising.
-    10. **One puller at a time.** A second task pulling while a pull is in progress gets
-        :class:`RuntimeError`, and the stream's state stays intact.
+    10. **One puller at a time, one event loop.** A second task pulling while a pull is in
+        progress gets :class:`RuntimeError`, and the stream's state stays intact. A stream
+        belongs to the event loop of its first pull: a pull from another loop or thread gets
+        :class:`RuntimeError`, and nothing is done to the stream from there.
     11. **Nothing left behind.** No timer handle, task or cancel scope outlives the stream.
     12. **Bad input fails at once**, when ``with_deadline`` is called or the decorator
         applied, with :class:`TypeError` or :class:`ValueError` naming the parameter. A limit
