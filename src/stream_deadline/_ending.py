@@ -64,6 +64,7 @@ async def end(backend: Backend, source: Source[Any], limits: Limits, exc: BaseEx
     :class:`~stream_deadline.StreamTimeoutError`, or ends quietly with ``on_timeout="stop"``,
     after one checkpoint: a cancellation from outside that arrived with the timeout wins.
     """
+    error: BaseException | None = None
     try:
         problem = await backend.close(source, limits.close_timeout)
         if isinstance(exc, Passed):
@@ -77,7 +78,7 @@ async def end(backend: Backend, source: Source[Any], limits: Limits, exc: BaseEx
         elif problem is not None:
             raise problem
     finally:
-        exc = problem = None  # the traceback holds this frame: no cycle through its locals
+        exc = problem = error = None  # the traceback holds this frame: no cycle through its locals
 
 
 async def pass_through(
