@@ -32,12 +32,11 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
     try:
         started = now()
         deadline = limits.deadline_at(started, "trio")
-        iterator = source.open()
-        pull: Callable[[], Awaitable[T]] = (
-            iterator.__anext__ if first is None else source.forward(first).__anext__
-        )
-        span_limit: Limit = "first_item"
+        pull_next = source.open().__anext__
+        pull: Callable[[], Awaitable[T]] = pull_next if first is None else source.forward(first).__anext__
+        idle = limits.idle
         span = limits.first_item
+        span_limit: Limit = "first_item"
         while True:
             t = now()
             if t >= deadline:
@@ -68,8 +67,8 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                 raise Passed(limit, now() - started, items)
             items += 1
             sent = yield item  # pyright: ignore[reportPossiblyUnboundVariable, reportReturnType] (bound: a cut raised above)
-            pull = iterator.__anext__ if sent is None else source.forward(sent).__anext__
-            span, span_limit = limits.idle, "idle"  # from the second pull on
+            pull = pull_next if sent is None else source.forward(sent).__anext__
+            span, span_limit = idle, "idle"  # from the second pull on
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         await end(BACKEND, source, limits, exc)
     else:
