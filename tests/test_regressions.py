@@ -30,6 +30,7 @@ import trio.testing
 
 from stream_deadline import Deadline, StreamTimeoutError, with_deadline
 from support import BACKENDS, Closable, collect, virtual_time_loop
+from test_adversarial import cancelling
 
 T = TypeVar("T")
 
@@ -81,15 +82,6 @@ def went_on(name: str, limit: str) -> str:
 def _capture_library_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     with caplog.at_level(logging.INFO, logger="stream_deadline"):
         yield
-
-
-def cancelling() -> int:
-    """How many cancellations are pending on the current asyncio task (0 on trio)."""
-    if backend() != "asyncio":
-        return 0
-    task = asyncio.current_task()
-    assert task is not None
-    return task.cancelling()
 
 
 def armed() -> list[str]:
