@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import math
 from asyncio import CancelledError
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -267,9 +268,10 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                         break  # exhausted
                     pulls = iterator
         except CancelledError:
-            if watch.state is CUT and watch.ours():
-                raise Passed(watch.limit, now() - started, items) from None
-            raise
+            if watch.state is not CUT or not watch.ours():
+                raise
+        if watch.state is CUT:  # raised once the CancelledError is dropped: see `end`'s checkpoint
+            raise Passed(watch.limit, now() - started, items)
     except OtherLoopError:
         raise
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
@@ -298,9 +300,4 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return None
 
 
-async def checkpoint() -> None:
-    """One turn of the event loop."""
-    await asyncio.sleep(0)
-
-
-BACKEND: Final = Backend("asyncio", close, checkpoint)
+BACKEND: Final = Backend("asyncio", close, functools.partial(asyncio.sleep, 0))
