@@ -22,7 +22,6 @@ T = TypeVar("T")
 class Backend(NamedTuple):
     """What the ending needs of an event loop; ``_backends._asyncio`` and ``_trio`` each make one."""
 
-    name: str
     close: Callable[[Source[Any], float], Awaitable[BaseException | None]]
     """Close the source within ``close_timeout``; log and return what went wrong, if anything."""
     checkpoint: Callable[[], Awaitable[None]]

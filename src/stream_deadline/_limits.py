@@ -9,7 +9,7 @@ from numbers import Real
 from typing import NamedTuple, final
 
 from ._errors import Limit, StreamTimeoutError
-from ._running import Backend, current_clock
+from ._running import BackendName, current_clock
 
 __all__ = ["Deadline", "Limits", "check_close_timeout", "check_on_timeout", "check_seconds"]
 
@@ -39,7 +39,7 @@ class Deadline:
 
     when: float
     seconds: float
-    backend: Backend
+    backend: BackendName
     _clock: Callable[[], float]
 
     def __init__(self) -> None:
@@ -90,7 +90,7 @@ class Limits(NamedTuple):
         """Whether no limit at all is set: the stream then only passes items through."""
         return self.seconds is None and self.first_item is None and self.idle is None
 
-    def deadline_at(self, started: float, backend: Backend) -> float:
+    def deadline_at(self, started: float, backend: BackendName) -> float:
         """The total deadline on the loop's clock, for a stream first pulled at ``started``."""
         if self.deadline is not None:
             if self.deadline.backend != backend:

@@ -9,9 +9,9 @@ from asyncio import _get_running_loop  # pyright: ignore[reportPrivateUsage] (ex
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
-__all__ = ["Backend", "clock_of", "current_backend", "current_clock", "task_of"]
+__all__ = ["BackendName", "clock_of", "current_backend", "current_clock", "task_of"]
 
-Backend = Literal["asyncio", "trio"]
+BackendName = Literal["asyncio", "trio"]
 
 task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
 if sys.version_info >= (3, 12):
@@ -29,7 +29,7 @@ def clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     return time.monotonic if getattr(loop.time, "__func__", None) is _STOCK_TIME else loop.time
 
 
-def current_backend(what: str) -> Backend:
+def current_backend(what: str) -> BackendName:
     """The library running this code: ``"asyncio"`` or ``"trio"``.
 
     Raises :class:`RuntimeError` naming ``what`` when neither is running in this thread.
@@ -47,7 +47,7 @@ def current_backend(what: str) -> Backend:
     return "asyncio"
 
 
-def current_clock(what: str) -> tuple[Backend, Callable[[], float]]:
+def current_clock(what: str) -> tuple[BackendName, Callable[[], float]]:
     """The running library and its clock: what :func:`anyio.current_time` reads."""
     backend = current_backend(what)
     if backend == "trio":

@@ -300,4 +300,4 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return None
 
 
-BACKEND: Final = Backend("asyncio", close, functools.partial(asyncio.sleep, 0))
+BACKEND: Final = Backend(close, functools.partial(asyncio.sleep, 0))

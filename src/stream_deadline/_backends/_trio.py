@@ -88,4 +88,4 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return close_overran(source, close_timeout) if scope.cancelled_caught else None
 
 
-BACKEND: Final = Backend("trio", close, trio.lowlevel.checkpoint)
+BACKEND: Final = Backend(close, trio.lowlevel.checkpoint)
