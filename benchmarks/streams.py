@@ -16,7 +16,7 @@ import gc
 import statistics
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
@@ -78,7 +78,7 @@ async def pull_all(backend: str, cutter: str, src: AsyncIterator[int], seconds: 
 
 async def cut_all(backend: str, n: int, source: Source, deadline: float, cutter: str) -> dict[str, Any]:
     """Start ``n`` consumers at once; note when each made its first pull, caught its timeout, and
-    saw its source closed. What is not cut 2 s after the last deadline is cancelled, and not counted."""
+    saw its source closed. What is not cut 1 s after the last deadline is cancelled, and not counted."""
     start, cut, closed = [0.0] * n, [0.0] * n, [0.0] * n
 
     async def consume(i: int) -> None:
@@ -89,7 +89,7 @@ async def cut_all(backend: str, n: int, source: Source, deadline: float, cutter:
         except (TimeoutError, trio.TooSlowError):  # StreamTimeoutError is a TimeoutError
             cut[i] = time.monotonic()
 
-    bound = deadline + 2 + n / 10_000  # a consumer takes up to ~50 us to start
+    bound = deadline + 1 + n / 10_000  # a consumer takes up to ~50 us to start
     if backend == "trio":
         with trio.move_on_after(bound):
             async with trio.open_nursery() as nursery:
@@ -121,10 +121,10 @@ async def cut_all(backend: str, n: int, source: Source, deadline: float, cutter:
 
 
 def compare(
-    backend: str, cut: Callable[[str], Awaitable[dict[str, Any]]], cutters: tuple[str, ...], reps: int
+    backend: str, cut: Callable[[str], Any], cutters: tuple[str, ...], reps: int, **same: str
 ) -> list[Row]:
     """One row per cutter, ``cut(cutter)`` run ``reps`` times, the cutters taking turns: medians,
-    the fewest cut, the widest spread, the last run's quantiles."""
+    the fewest cut, the widest spread, the last run's quantiles; and ``same``."""
     runs: dict[str, list[dict[str, Any]]] = {cutter: [] for cutter in cutters}
     for _ in range(reps):
         for cutter, done in runs.items():
@@ -132,6 +132,7 @@ def compare(
     return [
         {
             **done[-1],
+            **same,
             "cut": min(run["cut"] for run in done),
             "late": {p: statistics.median(run["late"][p] for run in done) for p in ("p50", "p99", "max")},
             "closed_p99": statistics.median(run["closed_p99"] for run in done),
@@ -146,17 +147,14 @@ def precision(backend: str, n: int, reps: int) -> list[Row]:
     rows = []
     for kind in ("babbling", "stalled"):
         cut = functools.partial(cut_all, backend, n, functools.partial(chatty, backend, kind), 1.0)
-        rows += [
-            {**row, "kind": kind}
-            for row in compare(backend, cut, ("with_deadline", "check-on-chunk", FLOOR), reps)
-        ]
+        rows += compare(backend, cut, ("with_deadline", "check-on-chunk", FLOOR), reps, kind=kind)
     return rows
 
 
 def storm(backend: str, n: int, reps: int) -> list[Row]:
     """``n`` streams that all stall at once, under a deadline that passes after all have started."""
     cut = functools.partial(cut_all, backend, n, functools.partial(hung, backend), max(1.0, n / 20_000))
-    return [{**row, "kind": "hung"} for row in compare(backend, cut, ("with_deadline", FLOOR), reps)]
+    return compare(backend, cut, ("with_deadline", FLOOR), reps, kind="hung")
 
 
 def memory(backend: str, n: int) -> list[Row]:
