@@ -72,8 +72,9 @@ def measure(
 ) -> list[Row]:
     """Time ``drain(n)`` for each of ``drains`` once per round, after a short warm-up, in a fresh
     loop of ``backend``; the order reverses every round, so that a slow phase of the shared
-    machine hits every drain alike. One row per drain: the median ns per item, and ``ratio``, the
-    median over the rounds of its time over that of the first drain (the reference)."""
+    machine hits every drain alike. The time is this process's CPU time: what the machine gives
+    to other processes meanwhile is not counted. One row per drain: the median ns per item, and
+    ``ratio``, the median over the rounds of its time over that of the first drain (the reference)."""
 
     async def timed_rounds() -> dict[str, list[float]]:
         times: dict[str, list[float]] = {name: [] for name in drains}
@@ -83,9 +84,9 @@ def measure(
         for _ in range(rounds):
             for name in order:
                 gc.collect()
-                start = time.perf_counter()
+                start = time.process_time()
                 await drains[name](n)
-                times[name].append((time.perf_counter() - start) / n)
+                times[name].append((time.process_time() - start) / n)
             order.reverse()
         return times
 

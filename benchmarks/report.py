@@ -78,7 +78,7 @@ def tables(results: dict[str, list[Row]]) -> dict[str, str]:
                     r["backend"],
                     _bold(r["name"]),
                     f"{r['ns'] / 1e3:.2f}",
-                    f"{r['ratio'] - 1:+.1%}",
+                    f"{r['ratio'] * 100 - 100:+.1f} %",
                 ]
                 for r in results.get("workloads", [])
             ],
