@@ -42,15 +42,9 @@ def lateness(rows: list[Row]) -> str:
     out = []
     for r in rows:
         values = [r["late"]["p50"], r["late"]["p99"], r["late"]["max"], r["closed_p99"]]
-        cells = [
-            r["backend"],
-            r["kind"],
-            _bold(r["cutter"]),
-            f"{r['n']:,}",
-            f"{r['deadline']:g} s",
-            f"{r['cut']:,}",
-        ]
-        out.append(cells + ["—" if math.isnan(value) else f"{value:.1f}" for value in values])
+        cut = f"{r['cut']:,}"
+        out.append([r["backend"], r["kind"], _bold(r["cutter"]), f"{r['n']:,}", f"{r['deadline']:g} s", cut])
+        out[-1] += ["—" if math.isnan(value) else f"{value:.1f}" for value in values]
     return table(["backend", "source", "cut by", "streams", "deadline", "cut", *late], out, 3)
 
 
