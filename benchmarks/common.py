@@ -1,185 +1,116 @@
-"""What every benchmark shares: the backends, the settings, timing and percentile helpers."""
+"""What the benchmarks share: the backends, timed rounds, the two simplest wrappers, statistics."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import platform
+import math
 import statistics
-import sys
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 import uvloop
 
-from stream_deadline import StreamTimeoutError
+from stream_deadline import StreamTimeoutError, with_deadline
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-
-__all__ = [
-    "ASYNCIO_BACKENDS",
-    "BACKENDS",
-    "LIBRARIES",
-    "Backend",
-    "Settings",
-    "check_on_chunk",
-    "loop_clock",
-    "machine_info",
-    "median",
-    "pass_through",
-    "percentile",
-    "run_on",
-    "task_of",
-]
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 
 T = TypeVar("T")
+Row = dict[str, Any]
+"""One result, as it travels from a section's interpreter to the report (JSON)."""
 
-Backend = Literal["asyncio", "uvloop", "trio"]
-BACKENDS: Final[tuple[Backend, ...]] = ("asyncio", "uvloop", "trio")
-ASYNCIO_BACKENDS: Final[tuple[Backend, ...]] = ("asyncio", "uvloop")
-
-LIBRARIES: Final = (
-    "stream-deadline",
-    "anyio",
-    "trio",
-    "uvloop",
-    "aiostream",
-    "trio-util",
-    "aiter-timeouts",
-    "langchain-core",
-    "langchain-openai",
-    "matplotlib",
-)
-"""The distributions whose versions the report prints."""
+BACKENDS = ("asyncio", "uvloop", "trio")
+LONG = 60.0
+"""A limit that never fires: what is measured is the bookkeeping alone."""
+OURS = {  # the two configurations of with_deadline every section measures
+    "with_deadline: deadline": lambda s: with_deadline(s, LONG),
+    "with_deadline: all three limits": lambda s: with_deadline(s, LONG, first_item=LONG, idle=LONG),
+}
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """The sizes of one run: ``full`` for the published numbers, ``quick`` for a smoke run."""
-
-    name: str
-    b1_items: int
-    b1_reps: int
-    b2_items: int
-    b2_chain_chunks: int
-    b2_reps: int
-    b2_chain_reps: int
-    """More rounds than the loop-yielding source: a 1 % goal on a noisy machine needs them."""
-    b3_streams: int
-    b3_reps: int
-    b3_stall_bound: float
-    """How long check-on-chunk is given to cut a stalled stream before we stop waiting."""
-    b4_sizes: tuple[int, ...]
-    b4_reps: int
-
-    @classmethod
-    def full(cls) -> Settings:
-        """The published run (under ten minutes on two cores)."""
-        return cls("full", 100_000, 7, 20_000, 5_000, 15, 101, 1_000, 3, 3.0, (10_000, 100_000), 3)
-
-    @classmethod
-    def quick(cls) -> Settings:
-        """A smoke run: every benchmark, fewer items and repetitions."""
-        return cls("quick", 20_000, 3, 5_000, 300, 5, 5, 1_000, 1, 2.0, (1_000, 10_000), 1)
+def run_on(backend: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` in a fresh event loop of ``backend``, after a full garbage collection."""
+    gc.collect()
+    if backend == "trio":
+        return trio.run(main)
+    factory = uvloop.new_event_loop if backend == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
 
 
-if sys.version_info >= (3, 12):
-    task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = asyncio.current_task  # in C
-else:  # 3.11's current_task() is Python around this lookup
-    task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
-"""The current task of a loop, looked up as cheaply as ``with_deadline`` does."""
-
-
-def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """The clock ``with_deadline`` reads on ``loop``: ``time.monotonic`` where ``loop.time()``
-    is just that (asyncio's own loops), else ``loop.time`` (uvloop's)."""
-    return time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+async def numbers(n: int) -> AsyncIterator[int]:
+    """A source that never blocks: ``n`` integers, no await."""
+    for i in range(n):
+        yield i
 
 
 async def pass_through(source: AsyncIterator[T]) -> AsyncIterator[T]:
-    """The cheapest wrapper one can write: one more async generator layer."""
+    """The cheapest wrapper there is, and the reference of every per-item ratio."""
     async for item in source:
         yield item
 
 
-async def check_on_chunk(
-    source: AsyncIterator[T], seconds: float, clock: Callable[[], float] = time.monotonic
-) -> AsyncIterator[T]:
-    """The blog's fix: note the start on ``clock``, compare the elapsed time whenever a chunk
-    arrives (one clock read and one comparison per item: the least a deadline checked at every
-    pull does)."""
-    start = clock()
+async def check_on_chunk(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
+    """The blog's fix: compare the elapsed time whenever a chunk arrives (it cannot cut a stall)."""
+    start = time.monotonic()
     async for item in source:
-        if clock() - start > seconds:
-            raise StreamTimeoutError("deadline", seconds, clock() - start, 0)
+        if time.monotonic() - start > seconds:
+            raise StreamTimeoutError("deadline", seconds, time.monotonic() - start, 0)
         yield item
 
 
-def run_on(backend: Backend, func: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``func()`` to completion in a fresh event loop of ``backend``."""
-    gc.collect()
-    if backend == "trio":
-        return trio.run(func)
-    factory = uvloop.new_event_loop if backend == "uvloop" else asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(func())
-
-
-def median(values: Sequence[float]) -> float:
-    """The median of ``values``."""
-    return statistics.median(values)
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct``-th percentile of ``values`` by the nearest-rank method (``100`` is the max)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, -(-len(ordered) * pct // 100))  # ceil without floats drifting
-    return ordered[min(len(ordered), int(rank)) - 1]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
+async def drain(stream: AsyncIterator[object]) -> None:
+    """Pull every item of ``stream``."""
+    async for _ in stream:
         pass
-    return platform.processor() or platform.machine()
 
 
-def _memory() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
+def measure(
+    backend: str, drains: dict[str, Callable[[int], Awaitable[object]]], n: int, rounds: int, **same: object
+) -> list[Row]:
+    """Time ``drain(n)`` for each of ``drains`` once per round, after a short warm-up, in a fresh
+    loop of ``backend``; the order reverses every round, so that a slow phase of the shared
+    machine hits every drain alike. The time is this process's CPU time: what the machine gives
+    to other processes meanwhile is not counted. One row per drain: the median ns per item, and
+    ``ratio``, the median over the rounds of its time over that of the first drain (the reference)."""
+
+    async def timed_rounds() -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {name: [] for name in drains}
+        for warm_up in drains.values():
+            await warm_up(min(n, 100))
+        order = list(drains)
+        for _ in range(rounds):
+            for name in order:
+                gc.collect()
+                start = time.process_time()
+                await drains[name](n)
+                times[name].append((time.process_time() - start) / n)
+            order.reverse()
+        return times
+
+    times = run_on(backend, timed_rounds)
+    reference = times[next(iter(drains))]
+    rows = []
+    for name, ts in times.items():
+        ratio = statistics.median(t / r for t, r in zip(ts, reference, strict=True))
+        rows.append(
+            {**same, "backend": backend, "name": name, "ns": statistics.median(ts) * 1e9, "ratio": ratio}
+        )
+    return rows
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+def find(rows: Sequence[Row], **match: object) -> Row:
+    """The first of ``rows`` with those values."""
+    return next(row for row in rows if all(row[key] == value for key, value in match.items()))
 
 
-def machine_info() -> dict[str, str]:
-    """Machine, OS, Python and library versions, and the date: printed with every result."""
-    info = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{_cpu_model()}, {os.cpu_count()} logical CPUs, {_memory()} RAM",
-        "os": platform.platform(),
-        "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
-    }
-    info.update({dist: _version(dist) for dist in LIBRARIES})
-    return info
+def stats(values: Sequence[float]) -> dict[str, float]:
+    """p50, p99 and max of ``values`` (nearest rank; NaN when there are none)."""
+    ordered = sorted(values) or [math.nan]
+
+    def rank(q: float) -> float:
+        return ordered[math.ceil(len(ordered) * q) - 1]
+
+    return {"p50": rank(0.5), "p99": rank(0.99), "max": ordered[-1]}
