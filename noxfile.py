@@ -29,6 +29,50 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+# Under trio.run at the lowest trio that the `trio` extra allows: a limit passes on the mock clock.
+TRIO_SMOKE = """
+import trio, trio.testing
+from stream_deadline import StreamTimeoutError, with_deadline
+
+async def source():
+    yield 1
+    await trio.sleep(10)
+    yield 2
+
+async def main():
+    items = []
+    try:
+        async for item in with_deadline(source(), 5):
+            items.append(item)
+    except StreamTimeoutError:
+        return items, trio.current_time()
+
+got = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+assert got == ([1], 5.0), got
+print("stream_deadline works under trio", trio.__version__)
+"""
+
+
+@nox.session(venv_backend="uv", reuse_venv=False)
+def tests_lowest(session: nox.Session) -> None:
+    """Every test at the lowest versions pyproject.toml allows (uv --resolution lowest-direct).
+
+    First the library alone with its `trio` extra at its lower bound, under trio.run; then the
+    test groups at theirs (which raise trio to what anyio needs) and pytest. A lower bound that
+    is too low fails here. Integration tests run too: they catch a uvicorn that changes the
+    event loop policy of the unit tests that follow.
+    """
+    lowest = ("--resolution", "lowest-direct")
+    session.install(*lowest, ".[trio]")
+    session.run("python", "-c", TRIO_SMOKE)
+    session.install(*lowest, ".[trio]", *groups("tests", "integration"))
+    versions = (
+        "import importlib.metadata as m; print(*sorted(f'{d.name}=={d.version}' for d in m.distributions()))"
+    )
+    session.run("python", "-c", versions)  # the versions tested, for the log
+    session.run("pytest", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff: lint and format check."""
