@@ -356,6 +356,8 @@ def test_error_is_a_timeout_error_with_its_facts() -> None:
     assert "with 1 item delivered" in str(StreamTimeoutError("deadline", 1, 1, 1))
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own object)
     assert (type(copy), str(copy), copy.items) == (StreamTimeoutError, str(error), 12)
+    assert repr(error) == "StreamTimeoutError(limit='idle', timeout=5, elapsed=17.25, items=12)"
+    assert error.errno is None  # (a TimeoutError is an OSError: the facts are not its errno)
 
 
 # Metadata ---------------------------------------------------------------------------------
