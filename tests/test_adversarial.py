@@ -34,7 +34,8 @@ ASYNCIO = pytest.mark.parametrize(
 
 WENT_ON = (
     "the source async_generator went on after the {limit} limit cut its pull (it caught the"
-    " cancellation or was shielded from it) and returned an item; the item is dropped"
+    " cancellation, was shielded from it, or its item came in as the limit passed) and returned"
+    " an item; the item is dropped"
 )
 """The warning for a source that returns an item after a limit cut its pull."""
 

@@ -74,7 +74,8 @@ def went_on(name: str, limit: str) -> str:
     """The one warning for a pull that returned an item after its limit cut it (bugs 6 and 7)."""
     return (
         f"the source {name} went on after the {limit} limit cut its pull (it caught the cancellation"
-        " or was shielded from it) and returned an item; the item is dropped"
+        ", was shielded from it, or its item came in as the limit passed) and returned an item;"
+        " the item is dropped"
     )
 
 
@@ -882,3 +883,143 @@ def test_bug9_the_re_cancel_warning_sees_the_consumers_context() -> None:
     assert limit == "deadline"
     assert [level for level, _ in handler.seen].count("WARNING") == 3
     assert handler.seen == [(level, "request-42") for level, _ in handler.seen]
+
+
+# Found by an independent review of the rebuilt core ------------------------------------------
+
+
+async def _cleanup_after_the_cut(cleaned: list[float]) -> AsyncGenerator[int, None]:
+    """One item, then a stall; after the cut, a cleanup that awaits half a second."""
+    try:
+        yield 0
+        await asyncio.sleep(3600)
+        yield 1  # pragma: no cover (never reached)
+    finally:
+        await asyncio.sleep(0.5)
+        cleaned.append(asyncio.get_running_loop().time())
+
+
+def test_review_an_outside_cancellation_after_the_count_went_down_between_pulls_surfaces() -> None:
+    """The consumer's first pull happens while its task carries a cancellation (count 1, taken
+    back by an enclosing ``asyncio.timeout`` before the second pull); the second pull is cut by
+    ``idle`` and an outside ``task.cancel()`` lands during the source's cleanup. The consumer
+    must see that ``CancelledError`` (rule 7), not a timeout: the count is noted at every
+    pull, as ``asyncio.timeout`` notes it on entry, not only when the pulling task changes."""
+    cleaned: list[float] = []
+
+    async def main() -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        stream = with_deadline(_cleanup_after_the_cut(cleaned), None, idle=1)
+        try:
+            async with asyncio.timeout(0.1):
+                try:
+                    await asyncio.sleep(1)
+                finally:
+                    assert task.cancelling() == 1
+                    assert await anext(stream) == 0
+        except TimeoutError:
+            pass
+        assert task.cancelling() == 0
+        asyncio.get_running_loop().call_later(1.2, task.cancel)  # during the cleanup
+        try:
+            await anext(stream)
+        except BaseException as exc:
+            return type(exc).__name__
+        return "item"
+
+    loop = virtual_time_loop()
+    try:
+        assert loop.run_until_complete(main()) == "CancelledError"
+    finally:
+        loop.close()
+
+
+def test_review_a_cancellation_swallowed_between_pulls_still_gives_the_timeout() -> None:
+    """The consumer swallows a cancellation between two pulls without ``uncancel()`` (count
+    0 -> 1): the second pull, cut by ``idle``, still raises ``StreamTimeoutError``, as
+    ``asyncio.timeout`` entered there would raise ``TimeoutError``, and the count stays 1."""
+
+    async def main() -> tuple[str, int]:
+        task = asyncio.current_task()
+        assert task is not None
+        stream = with_deadline(_cleanup_after_the_cut([]), None, idle=1)
+        assert await anext(stream) == 0
+        asyncio.get_running_loop().call_soon(task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(1)  # (swallowed: bad practice, but timeouts must cope)
+        assert task.cancelling() == 1
+        try:
+            await anext(stream)
+        except BaseException as exc:
+            return type(exc).__name__, task.cancelling()
+        return "item", task.cancelling()
+
+    loop = virtual_time_loop()
+    try:
+        assert loop.run_until_complete(main()) == ("StreamTimeoutError", 1)
+    finally:
+        loop.close()
+
+
+def test_review_a_zero_idle_cuts_at_the_first_wait_even_when_the_timer_of_an_earlier_pull_runs_late() -> None:
+    """``idle=0`` on a clock that moves while the consumer works between pulls (a clock set
+    on the loop instance, moved by hand): the second pull returns without waiting, so its
+    timer runs during the third pull, which waits at a ``sleep(0)``. That timer must cut the
+    third pull at that wait (its bound has passed on the clock), not re-arm a turn later."""
+
+    async def source() -> AsyncGenerator[int, None]:
+        yield 0
+        yield 1  # no wait
+        await asyncio.sleep(0)
+        yield 2
+        await asyncio.sleep(0)
+        yield 3
+
+    now = [100.0]
+
+    async def main() -> list[object]:
+        got: list[object] = []
+        try:
+            async for item in with_deadline(source(), None, idle=0):
+                got.append(item)
+                now[0] += 0.001  # the consumer's work: the clock moves on, the loop does not turn
+        except StreamTimeoutError as exc:
+            got.append(exc.limit)
+        return got
+
+    loop = asyncio.new_event_loop()
+    loop.time = lambda: now[0]  # type: ignore[method-assign]
+    try:
+        assert loop.run_until_complete(main()) == [0, 1, "idle"]
+    finally:
+        loop.close()
+
+
+def test_review_a_pull_from_another_loop_changes_nothing_of_the_stream() -> None:
+    """A stream with ``idle`` pulled once on loop 1, then on loop 2 (loop 1 closed): the pull
+    on loop 2 raises ``RuntimeError`` before it touches anything, so it neither arms loop 1's
+    timer (``Event loop is closed`` before) nor closes the source from the wrong loop."""
+    closed: list[str] = []
+
+    async def src() -> AsyncGenerator[int, None]:
+        try:
+            yield 0
+            await asyncio.sleep(3600)
+            yield 1  # pragma: no cover (never reached)
+        finally:
+            closed.append("closed")
+
+    stream = with_deadline(src(), 100, idle=5)
+    loop1 = virtual_time_loop()
+    try:
+        assert loop1.run_until_complete(anext(stream)) == 0
+    finally:
+        loop1.close()
+    loop2 = virtual_time_loop()
+    try:
+        with pytest.raises(RuntimeError, match="event loop of its first pull"):
+            loop2.run_until_complete(anext(stream))
+    finally:
+        loop2.close()
+    assert closed == []

@@ -251,7 +251,8 @@ def with_deadline(  # noqa: PLR0913 (the four keyword-only options are the API)
     10. **One puller at a time, one event loop.** A second task pulling while a pull is in
         progress gets :class:`RuntimeError`, and the stream's state stays intact. A stream
         belongs to the event loop of its first pull: a pull from another loop or thread gets
-        :class:`RuntimeError`, and nothing is done to the stream from there.
+        :class:`RuntimeError` before it changes anything, and nothing is done to the source
+        from there; the stream is finished, and ``aclose()`` in its own loop closes the source.
     11. **Nothing left behind.** No timer handle, task or cancel scope outlives the stream.
     12. **Bad input fails at once**, when ``with_deadline`` is called or the decorator
         applied, with :class:`TypeError` or :class:`ValueError` naming the parameter. A limit

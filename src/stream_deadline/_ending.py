@@ -46,8 +46,8 @@ class Passed(Exception):  # noqa: N818 (flow control inside the pull loops, neve
 def warn_went_on(source: Source[Any], limit: Limit, what: str) -> None:
     """Log that the source went on after ``limit`` cut its pull: it ``what``."""
     logger.warning(
-        "the source %s went on after the %s limit cut its pull (it caught the cancellation"
-        " or was shielded from it) and %s",
+        "the source %s went on after the %s limit cut its pull (it caught the cancellation,"
+        " was shielded from it, or its item came in as the limit passed) and %s",
         source.describe(),
         limit,
         what,

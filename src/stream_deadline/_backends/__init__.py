@@ -1,8 +1,8 @@
 """The event loops a stream can run on: each backend in its own module, behind one interface.
 
 A backend module provides ``stream(source, limits, first)``, the async generator that pulls
-under limits, and ``BACKEND`` (its name, how it closes a source, how it lets the loop run
-once) for the shared ending in ``_ending``.
+under limits, and ``BACKEND`` (how it closes a source, and how it lets the loop run once)
+for the shared ending in ``_ending``.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class Watch:
         self.state = BETWEEN
         self.started = self.pull_started = self.deadline = _inf  # set by begin()
         self.task: asyncio.Task[Any] | None = None  # the task in the pull in flight, or the last one
-        self.cancelling = 0  # that task's Task.cancelling() when it started pulling
+        self.cancelling = 0  # its Task.cancelling() when the pull started (as asyncio.timeout notes it)
         self.handle: asyncio.Handle | None = None
         self.at = _inf  # when the handle runs (inf: not armed)
         self.limit: Limit = "deadline"  # the limit of the cut, in state CUT
@@ -105,8 +105,9 @@ class Watch:
         return t
 
     def enter(self, task: asyncio.Task[Any] | None) -> None:
-        """``task`` pulls now, and the last pull was made by another (or none): note its
-        cancellation count. A pull from another thread or event loop is refused.
+        """A task other than the last puller (or the first) starts a pull: note it, and its
+        cancellation count (the loop notes the count itself when the same task pulls again).
+        A pull from another thread or event loop is refused.
 
         (On 3.11 and 3.12, a task of the stream's loop mid-step in its own thread while
         another thread pulls would be taken for the puller if it made the last pull as well.)
@@ -147,7 +148,7 @@ class Watch:
         state = self.state
         if state is FIRST_PULL or state is LATER_PULL:
             bound, limit = self.bound()
-            if bound <= at:
+            if bound <= at or bound <= self.clock():  # (the clock: a handle run late, for an earlier pull)
                 self.cut(limit, at)
             else:
                 self.arm(bound)
@@ -247,6 +248,11 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                     items += 1
                     sent = yield item
                     # The consumer's next __anext__ (or asend/athrow) starts here.
+                    task = task_of(loop)
+                    if task is not watch.task or task is None:
+                        watch.enter(task)  # (refuses a pull from another loop before anything changes)
+                    else:
+                        watch.cancelling = task.cancelling()
                     t = now()
                     if t >= watch.deadline:
                         raise Passed("deadline", t - started, items)
@@ -254,9 +260,6 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                         watch.pull_started = t
                         if t + idle < watch.at:
                             watch.arm(t + idle)
-                    task = task_of(loop)
-                    if task is not watch.task:
-                        watch.enter(task)
                     watch.state = LATER_PULL
                     if sent is not None:
                         pulls = source.forward(sent)
@@ -273,6 +276,8 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
         if watch.state is CUT:  # raised once the CancelledError is dropped: see `end`'s checkpoint
             raise Passed(watch.limit, now() - started, items)
     except OtherLoopError:
+        # Raised before the pull changed anything: nothing is done from the wrong loop (the
+        # generator is finished; aclose() in the stream's own loop closes the source).
         raise
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watch.stop()
