@@ -661,6 +661,17 @@ LIMITS: dict[str, dict[str, Any]] = {
 """Each limit set to 2 s alone, as ``with_deadline`` keyword arguments."""
 
 
+async def limit_and_items(stream: AsyncIterator[str]) -> tuple[object, list[str]]:
+    """Drain ``stream``: the limit that cut it (``"ended"`` if none did), and the items it gave."""
+    items: list[str] = []
+    try:
+        async for item in stream:
+            items.append(item)
+    except StreamTimeoutError as exc:
+        return exc.limit, items
+    return "ended", items
+
+
 @pytest.mark.parametrize("limit", sorted(LIMITS))
 def test_bug7_a_trio_pull_shielded_past_its_limit_is_cut_without_claiming_it_ignored_a_cancellation(
     limit: str, caplog: pytest.LogCaptureFixture
@@ -681,13 +692,7 @@ def test_bug7_a_trio_pull_shielded_past_its_limit_is_cut_without_claiming_it_ign
                 await trio.sleep(5)
             yield "late"
 
-        items: list[str] = []
-        try:
-            async for item in with_deadline(source(), **LIMITS[limit]):
-                items.append(item)
-            outcome: object = "ended"
-        except StreamTimeoutError as exc:
-            outcome = exc.limit
+        outcome, items = await limit_and_items(with_deadline(source(), **LIMITS[limit]))
         return outcome, items, trio.current_time() - start
 
     outcome, items, at = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
@@ -715,13 +720,7 @@ async def test_bug7_b_a_source_that_catches_the_cut_and_yields_gets_the_new_warn
             pass
         yield "late"
 
-    items: list[str] = []
-    try:
-        async for item in with_deadline(source(), **LIMITS[limit]):
-            items.append(item)
-        outcome: object = "ended"
-    except StreamTimeoutError as exc:
-        outcome = exc.limit
+    outcome, items = await limit_and_items(with_deadline(source(), **LIMITS[limit]))
     assert (outcome, items, now() - start) == (limit, ["ready"] if limit == "idle" else [], 2)
     assert warnings_of(caplog) == [went_on("async_generator", limit)]
     assert cancelling() == 0
