@@ -1022,3 +1022,59 @@ def test_review_a_pull_from_another_loop_changes_nothing_of_the_stream() -> None
     finally:
         loop2.close()
     assert closed == []
+
+
+class Forwarding:
+    """A class-based source with ``asend``/``athrow`` that counts each call it gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.closes = 0
+
+    def __aiter__(self) -> Forwarding:
+        return self
+
+    async def __anext__(self) -> int:
+        return 0
+
+    def asend(self, value: object) -> Coroutine[Any, Any, int]:
+        """Note the call; the item it returns is the next one."""
+        self.calls.append("asend")
+        return self.__anext__()
+
+    def athrow(self, exc: BaseException) -> Coroutine[Any, Any, int]:
+        """Note the call; the source handles the exception and returns its next item."""
+        self.calls.append("athrow")
+        return self.__anext__()
+
+    async def aclose(self) -> None:
+        """Count the close."""
+        self.closes += 1
+
+
+@ANYIO
+@pytest.mark.parametrize("kind", ["asend", "athrow"])
+async def test_ci_asend_or_athrow_after_the_deadline_asks_nothing_of_the_source(kind: str) -> None:
+    """An ``asend``/``athrow`` made once the deadline has passed raises the timeout at once and
+    never calls the source's ``asend``/``athrow`` (trio created that call and dropped it
+    unawaited: CPython 3.13 warns "coroutine method 'athrow' ... was never awaited"). The
+    source is closed once."""
+    source = Forwarding()
+    stream = with_deadline(source, 1)
+    assert await anext(stream) == 0
+    await anyio.sleep(2)
+    with pytest.raises(StreamTimeoutError) as caught:
+        await (stream.asend("v") if kind == "asend" else stream.athrow(KeyError("k")))
+    assert (caught.value.limit, caught.value.items, source.calls, source.closes) == ("deadline", 1, [], 1)
+
+
+@ANYIO
+@pytest.mark.parametrize("kind", ["asend", "athrow"])
+async def test_ci_asend_or_athrow_within_the_deadline_is_forwarded_once(kind: str) -> None:
+    """Within the deadline, the same call reaches the source exactly once."""
+    source = Forwarding()
+    stream = with_deadline(source, 5)
+    assert await anext(stream) == 0
+    assert await (stream.asend("v") if kind == "asend" else stream.athrow(KeyError("k"))) == 0
+    await stream.aclose()
+    assert (source.calls, source.closes) == ([kind], 1)

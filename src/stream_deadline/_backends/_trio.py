@@ -9,7 +9,7 @@ well, trio lets that one's cancellation through instead.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import Any, Final, TypeVar
 
 import trio
@@ -33,7 +33,7 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
         started = now()
         deadline = limits.deadline_at(started, "trio")
         pull_next = source.open().__anext__
-        pull: Callable[[], Awaitable[T]] = pull_next if first is None else source.forward(first).__anext__
+        sent = first
         idle = limits.idle
         span = limits.first_item
         span_limit: Limit = "first_item"
@@ -55,7 +55,8 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                 with scope:
                     if bound <= t:
                         scope.deadline = bound
-                    item = await pull()
+                    # (asend/athrow is forwarded only now, once the checks above let the pull go)
+                    item = await (pull_next() if sent is None else source.forward(sent).__anext__())
             except StopAsyncIteration:
                 if scope.cancel_called:
                     warn_went_on(source, limit, "ended")
@@ -67,7 +68,6 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                 raise Passed(limit, now() - started, items)
             items += 1
             sent = yield item  # pyright: ignore[reportPossiblyUnboundVariable, reportReturnType] (bound: a cut raised above)
-            pull = pull_next if sent is None else source.forward(sent).__anext__
             span, span_limit = idle, "idle"  # from the second pull on
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         await end(BACKEND, source, limits, exc)
