@@ -5,13 +5,16 @@ from importlib.metadata import version as _version
 from ._core import Seconds, with_deadline
 from ._errors import Limit, StreamTimeoutError
 from ._limits import Deadline
+from ._outcome import Ending, StreamOutcome
 from ._stream import DeadlineStream
 
 __all__ = [
     "Deadline",
     "DeadlineStream",
+    "Ending",
     "Limit",
     "Seconds",
+    "StreamOutcome",
     "StreamTimeoutError",
     "__version__",
     "with_deadline",

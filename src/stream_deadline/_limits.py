@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from numbers import Real
-from typing import NamedTuple, final
+from typing import Any, NamedTuple, final
 
 from ._errors import Limit, StreamTimeoutError
+from ._outcome import OnEnd
 from ._running import BackendName, current_clock
 
 __all__ = ["Deadline", "Limits", "check_close_timeout", "check_on_timeout", "check_seconds"]
@@ -73,7 +74,8 @@ class Deadline:
 
 
 class Limits(NamedTuple):
-    """The checked limits of one stream; ``None`` means "no such limit"."""
+    """The checked limits of one stream (``None`` means "no such limit"), what counts as
+    progress, and who is told how it ended."""
 
     seconds: float | None
     """The total budget (for a shared Deadline, the seconds it was created with)."""
@@ -84,6 +86,10 @@ class Limits(NamedTuple):
     stop: bool
     """``on_timeout="stop"``: end quietly instead of raising."""
     close_timeout: float
+    progress: Callable[[Any], object] | None = None
+    """Which items end a wait (``first_item``, ``idle``); ``None``: every item."""
+    on_end: OnEnd | None = None
+    """The stream's own hook, called with its outcome before the global hooks."""
 
     @property
     def unlimited(self) -> bool:
@@ -101,10 +107,22 @@ class Limits(NamedTuple):
             return self.deadline.when
         return math.inf if self.seconds is None else started + self.seconds
 
-    def error(self, limit: Limit, elapsed: float, items: int) -> StreamTimeoutError:
-        """The error for ``limit`` passing ``elapsed`` seconds after the first pull."""
-        timeout = {"deadline": self.seconds, "first_item": self.first_item, "idle": self.idle}[limit]
-        return StreamTimeoutError(limit, math.inf if timeout is None else timeout, elapsed, items)
+    def error(self, limit: Limit, elapsed: float, items: int, waited: float) -> StreamTimeoutError:
+        """The error for ``limit`` passing ``elapsed`` seconds after the first pull, when the
+        wait it bounds had lasted ``waited`` seconds."""
+        if limit == "deadline":
+            return StreamTimeoutError(
+                limit, math.inf if self.seconds is None else self.seconds, elapsed, items
+            )
+        first = limit == "first_item"
+        if self.progress is None:
+            waited_for = "the first item" if first else "the next item"
+        else:
+            counts = getattr(self.progress, "__qualname__", None) or repr(self.progress)
+            waited_for = f"{'a first' if first else 'an'} item that {counts} counts"
+        timeout = self.first_item if first else self.idle
+        assert timeout is not None  # noqa: S101 (only a limit that is set passes)
+        return StreamTimeoutError(limit, timeout, elapsed, items, waited, waited_for)
 
     def __repr__(self) -> str:
         shown = [f"{name}={value!r}" for name, value in self._asdict().items() if name != "deadline"]

@@ -1,20 +1,18 @@
 """Ownership of the wrapped source: open it lazily, forward ``asend``/``athrow`` to it, close
-it exactly once."""
+it exactly once, and keep how the stream over it ended."""
 
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from types import AsyncGeneratorType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Source", "Throw", "close_failed", "close_overran", "logger"]
+from ._outcome import StreamOutcome, logger
+
+__all__ = ["Source", "Throw", "close_failed", "close_overran"]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("stream_deadline")
-"""Every message of the library goes through this logger."""
 
 
 class Throw:
@@ -35,14 +33,21 @@ class Source(Generic[T]):
     different object (or there is none yet), the iterable, each with its ``aclose()`` or,
     failing that, its ``close()`` (awaited when it returns an awaitable: the openai SDK's
     ``AsyncStream.close()`` is a coroutine). Only the first call closes anything.
+
+    It also keeps the stream's ``name``, how closing went, and, once the stream has ended,
+    its ``outcome``: it is the one object that the stream and its pull loop share.
     """
 
-    __slots__ = ("closed", "iterable", "iterator")
+    __slots__ = ("close_error", "close_seconds", "closed", "iterable", "iterator", "name", "outcome")
 
-    def __init__(self, iterable: AsyncIterable[T]) -> None:
+    def __init__(self, iterable: AsyncIterable[T], name: str | None = None) -> None:
         self.iterable = iterable
         self.iterator: AsyncIterator[T] | None = None
         self.closed = False
+        self.name = type(iterable).__qualname__ if name is None else name
+        self.outcome: StreamOutcome | None = None
+        self.close_seconds: float | None = None  # how long closing took, once closed here
+        self.close_error: BaseException | None = None  # what closing raised (or its overrun)
 
     def open(self) -> AsyncIterator[T]:
         """The iterator, from ``aiter(iterable)`` on the first call."""
@@ -68,8 +73,8 @@ class Source(Generic[T]):
         return _Once(asend(sent))
 
     def describe(self) -> str:
-        """Name the source for log messages."""
-        return type(self.iterable).__qualname__
+        """Name the source for log messages: the stream's ``name``."""
+        return self.name
 
     def settled(self) -> bool:
         """Whether there is nothing left to close: closed already, or an async generator of

@@ -8,7 +8,10 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from ._backends import backend, start
+from ._ending import close, report_end
 from ._limits import Limits
+from ._outcome import StreamOutcome, Tally
+from ._running import current_clock
 from ._source import Source, Throw
 
 __all__ = ["DeadlineStream"]
@@ -26,8 +29,8 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
 
     __slots__ = ("_gen", "_limits", "_source")
 
-    def __init__(self, source: AsyncIterable[T_co], limits: Limits) -> None:
-        self._source = Source(source)
+    def __init__(self, source: AsyncIterable[T_co], limits: Limits, name: str | None = None) -> None:
+        self._source = Source(source, name)
         self._limits = limits
         self._gen: AsyncGenerator[T_co, Any] | None = None
 
@@ -36,18 +39,43 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
             self._gen = _closed() if self._source.closed else start(self._source, self._limits, first)
         return self._gen
 
+    @property
+    def name(self) -> str:
+        """The stream's label in logs, hooks and metrics."""
+        return self._source.name
+
+    @property
+    def outcome(self) -> StreamOutcome | None:
+        """How the stream ended, once it has (see :class:`StreamOutcome`); ``None`` before."""
+        return self._source.outcome
+
+    def _free(self, what: str) -> AsyncGenerator[T_co, Any]:
+        """The generator, refusing a second puller with words that say what to do."""
+        gen = self._generator()
+        if getattr(gen, "ag_running", False):
+            raise RuntimeError(
+                f"{what}: another task is pulling from this with_deadline() stream right now;"
+                " a stream has one consumer at a time (to share its items, pull in one task"
+                " and hand them on, e.g. through a queue or a memory channel)"
+            )
+        return gen
+
     def __aiter__(self) -> AsyncIterator[T_co]:
-        return self._generator()  # `async for` runs the pull loop itself, with no layer between
+        return self._free("aiter()")  # `async for` runs the pull loop itself, with no layer between
 
     async def __anext__(self) -> T_co:
         # A coroutine, not the generator's own awaitable: a task cancelled before its first
         # step then ends without touching the generator (CPython 3.11 would throw the
         # cancellation into an unstarted asend(), at the generator's `yield`, as if athrow()).
-        return await self._generator().__anext__()
+        gen = self._free("anext()")
+        del self  # (a traceback holds this frame; the stream, its outcome and so the error: no cycle)
+        return await gen.__anext__()
 
     async def asend(self, value: Any, /) -> T_co:  # noqa: ANN401 (any value the source takes)
         """Send ``value`` to the source's ``yield`` and return its next item, under the same limits."""
-        return await self._generator().asend(value)
+        gen = self._free("asend()")
+        del self  # (as in __anext__)
+        return await gen.asend(value)
 
     @overload
     async def athrow(
@@ -66,8 +94,11 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         if tb is not None:
             exc = exc.with_traceback(tb)
         if self._gen is None:  # the first pull is this athrow()
-            return await self._generator(Throw(exc)).__anext__()
-        return await self._gen.asend(Throw(exc))
+            pull = self._generator(Throw(exc)).__anext__()
+        else:
+            pull = self._free("athrow()").asend(Throw(exc))
+        del self  # (as in __anext__)
+        return await pull
 
     async def aclose(self) -> None:
         """Close the stream and its source (once; later calls do nothing).
@@ -81,15 +112,19 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         # The source is closed here, outside the generator, which then stops at its `yield`
         # with nothing left to close: on CPython < 3.13 a cancellation thrown into a
         # generator's aclose() while it awaits leaves it marked as running for good.
-        problem = None
-        if not self._source.closed:
-            problem = await backend("aclose()").close(self._source, self._limits.close_timeout)
+        source = self._source
+        closing = not source.closed
+        if closing:
+            clock = current_clock("aclose()")[1]
+            await close(backend("aclose()"), source, self._limits, clock)
+            if gen is None:  # closed before it was iterated: it ends here
+                report_end(source, self._limits, Tally(clock, clock(), 0, 0, None, None), "closed", None)
         if gen is None:
             self._gen = _closed()
         else:
             await gen.aclose()
-        if problem is not None:
-            raise problem
+        if closing and source.close_error is not None:
+            raise source.close_error
 
     async def __aenter__(self) -> DeadlineStream[T_co]:
         return self

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .._ending import Backend, pass_through
 from .._limits import Limits
-from .._running import current_backend
+from .._running import current_backend, current_clock
 from .._source import Source
 from . import _asyncio
 
@@ -36,9 +36,10 @@ def start(source: Source[T], limits: Limits, first: object = None) -> AsyncGener
 
     Raises :class:`RuntimeError` when neither asyncio nor trio is running.
     """
-    module = _module("iterating a with_deadline() stream")
+    what = "iterating a with_deadline() stream"
+    module = _module(what)
     if limits.unlimited:
-        return pass_through(module.BACKEND, source, limits, first)
+        return pass_through(module.BACKEND, source, limits, first, current_clock(what)[1])
     stream: AsyncGenerator[T, Any] = module.stream(source, limits, first)
     return stream
 

@@ -16,15 +16,16 @@ import enum
 import functools
 import math
 from asyncio import CancelledError
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from threading import get_ident
 from typing import Any, Final, NoReturn, TypeVar
 
-from .._ending import Backend, Passed, end, warn_went_on
+from .._ending import Backend, Passed, end, report_end, warn_went_on
 from .._errors import Limit
 from .._limits import Limits
+from .._outcome import Tally, logger
 from .._running import clock_of, task_of
-from .._source import Source, close_failed, close_overran, logger
+from .._source import Source, close_failed, close_overran
 
 __all__ = ["BACKEND", "OtherLoopError", "stream"]
 
@@ -35,8 +36,8 @@ _inf: Final = math.inf
 class State(enum.Enum):
     """Where the stream is, as its watch sees it."""
 
-    FIRST_PULL = "the first pull is in flight (bounded by first_item and the deadline)"
-    LATER_PULL = "a later pull is in flight (bounded by idle and the deadline)"
+    FIRST_PULL = "the first pull is in flight"
+    LATER_PULL = "a later pull is in flight"
     BETWEEN = "no pull in flight: the consumer holds the last item"
     CUT = "the watch cancelled the pull in flight; the pull has not ended yet"
     DONE = "the stream has ended"
@@ -53,10 +54,15 @@ class OtherLoopError(RuntimeError):
 class Watch:
     """Who is pulling and since when, and one timer handle that cuts the pull in flight.
 
-    Invariant: while a pull is in flight, the handle is armed no later than that pull's
-    bound (its first_item or idle bound, or the deadline, whichever is nearest); a bound
-    counts as reached when the handle armed for it (or later) runs, however the clock reads
-    then, since timers may run up to the clock's resolution early.
+    A *wait* bounded by ``first_item`` (the first) or ``idle`` (every later one) starts with
+    a pull and ends when an item arrives that counts as progress (every item, without
+    ``progress``); while it goes on across the consumer's hold of an item that did not
+    count (``ongoing``), its bound still passes.
+
+    Invariant: while a pull is in flight, or a wait goes on, the handle is armed no later
+    than its bound (the wait's bound or the deadline, whichever is nearest); a bound counts
+    as reached when the handle armed for it (or later) runs, however the clock reads then,
+    since timers may run up to the clock's resolution early.
     """
 
     __slots__ = (
@@ -68,13 +74,17 @@ class Watch:
         "limit",
         "limits",
         "loop",
-        "pull_started",
+        "ongoing",
+        "passed",
         "source",
+        "span",
+        "span_limit",
         "started",
         "state",
         "strikes",
         "task",
         "thread",
+        "wait_started",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, source: Source[Any], limits: Limits) -> None:
@@ -84,7 +94,11 @@ class Watch:
         self.source = source
         self.limits = limits
         self.state = BETWEEN
-        self.started = self.pull_started = self.deadline = _inf  # set by begin()
+        self.started = self.wait_started = self.deadline = _inf  # set by begin()
+        self.span: float | None = limits.first_item  # the limit of the wait going on
+        self.span_limit: Limit = "first_item"
+        self.ongoing = False  # the wait goes on while the consumer holds an item (progress only)
+        self.passed = False  # the ongoing wait's bound passed while no pull was in flight
         self.task: asyncio.Task[Any] | None = None  # the task in the pull in flight, or the last one
         self.cancelling = 0  # its Task.cancelling() when the pull started (as asyncio.timeout notes it)
         self.handle: asyncio.Handle | None = None
@@ -96,7 +110,7 @@ class Watch:
         """The first pull starts now: start the clock, arm for the first bound; return the start."""
         t = self.clock()
         self.deadline = self.limits.deadline_at(t, "asyncio")
-        self.started = self.pull_started = t
+        self.started = self.wait_started = t
         self.enter(task_of(self.loop))
         self.state = FIRST_PULL
         bound, _ = self.bound()
@@ -121,15 +135,15 @@ class Watch:
         self.cancelling = task.cancelling()
 
     def bound(self) -> tuple[float, Limit]:
-        """When the pull in flight is due, and which limit says so (the deadline, on a tie)."""
-        limit: Limit
-        if self.state is FIRST_PULL:
-            span, limit = self.limits.first_item, "first_item"
-        else:
-            span, limit = self.limits.idle, "idle"
-        if span is not None and self.pull_started + span < self.deadline:
-            return self.pull_started + span, limit
+        """When the wait going on is due, and which limit says so (the deadline, on a tie)."""
+        span = self.span
+        if span is not None and self.wait_started + span < self.deadline:
+            return self.wait_started + span, self.span_limit
         return self.deadline, "deadline"
+
+    def progressed(self) -> None:
+        """The first item that counts as progress has arrived: the first wait is over."""
+        self.span, self.span_limit = self.limits.idle, "idle"
 
     def arm(self, when: float) -> None:
         """Run :meth:`fire` at ``when``, instead of when it was to run. A time already
@@ -153,10 +167,14 @@ class Watch:
             else:
                 self.arm(bound)
         elif state is BETWEEN:
-            if self.deadline <= at:  # passed: the next pull's check must agree, however the clock reads
+            bound, limit = self.bound() if self.ongoing else (self.deadline, "deadline")
+            if bound > at:
+                if bound < _inf:
+                    self.arm(bound)
+            elif limit == "deadline":  # passed: the next pull's check must agree, however the clock reads
                 self.deadline = min(self.deadline, self.clock())
-            elif self.deadline < _inf:
-                self.arm(self.deadline)
+            else:
+                self.passed = True
         elif state is CUT:  # the pull has not ended a close_timeout after the cut: again
             logger.warning(
                 "the source %s did not stop within close_timeout=%g s of its pull being"
@@ -202,7 +220,7 @@ class Watch:
         self.strikes = 0
         return count <= self.cancelling
 
-    async def went_on(self, what: str, items: int) -> NoReturn:
+    async def went_on(self, what: str) -> NoReturn:
         """The source went on after its pull was cut (it returned an item, or ended)."""
         if not self.ours():
             # It swallowed a cancellation from elsewhere too, or that one is still on its way
@@ -212,7 +230,12 @@ class Watch:
             await asyncio.sleep(0)
             raise CancelledError
         warn_went_on(self.source, self.limit, what)
-        raise Passed(self.limit, self.clock() - self.started, items)
+        raise self.passing()
+
+    def passing(self) -> Passed:
+        """What ends the stream after its pull was cut: the limit of the cut."""
+        bound, _ = self.bound()
+        return Passed(self.limit, self.clock(), bound, self.wait_started)
 
     def stop(self) -> None:
         """The stream has ended: disarm, take back a cancellation of the watch's that the
@@ -231,24 +254,43 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
     :func:`~stream_deadline.with_deadline`."""
     loop = asyncio.get_running_loop()
     watch = Watch(loop, source, limits)
-    now, idle = watch.clock, limits.idle
-    items = 0
+    now, idle, progress = watch.clock, limits.idle, limits.progress
+    items = progressed = 0
+    first_at = first_progress_at = None
+    ongoing = closing = False
+    started = now()
     try:
         started = watch.begin()
         try:
             if started >= watch.deadline:  # a zero budget, or a shared Deadline already past
-                raise Passed("deadline", 0.0, 0)
+                raise Passed("deadline", started, watch.deadline, started)
             iterator = source.open()
             pulls: AsyncIterator[T] = iterator if first is None else source.forward(first)
             while True:
                 # Each pull happens in this header: the interpreter's own `async for` costs ~40 ns
                 # less per item than `await pulls.__anext__()` (190 vs 230 ns, CPython 3.11).
                 async for item in pulls:
-                    if watch.state is CUT:
-                        await watch.went_on("returned an item; the item is dropped", items)
+                    if watch.state is not LATER_PULL:  # the first item, or a pull that was cut
+                        if watch.state is CUT:
+                            await watch.went_on("returned an item; the item is dropped")
+                        first_at = now()
+                        if progress is None:
+                            first_progress_at = first_at
+                            watch.progressed()
                     watch.state = BETWEEN
                     items += 1
-                    sent = yield item
+                    if progress is not None:
+                        watch.ongoing = ongoing = not progress(item)
+                        if not ongoing:
+                            if not progressed:
+                                first_progress_at = now()
+                                watch.progressed()
+                            progressed += 1
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        closing = True
+                        raise
                     # The consumer's next __anext__ (or asend/athrow) starts here.
                     task = task_of(loop)
                     if task is not watch.task or task is None:
@@ -257,9 +299,13 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                         watch.cancelling = task.cancelling()
                     t = now()
                     if t >= watch.deadline:
-                        raise Passed("deadline", t - started, items)
-                    if idle is not None:
-                        watch.pull_started = t
+                        raise Passed("deadline", t, watch.deadline, watch.wait_started)
+                    if ongoing:  # the wait goes on: its bound may have passed during the hold
+                        bound, limit = watch.bound()
+                        if watch.passed or t >= bound:
+                            raise Passed(limit, t, bound, watch.wait_started)
+                    elif idle is not None:
+                        watch.wait_started = t
                         if t + idle < watch.at:
                             watch.arm(t + idle)
                     watch.state = LATER_PULL
@@ -268,7 +314,7 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                         break
                 else:
                     if watch.state is CUT:
-                        await watch.went_on("ended", items)
+                        await watch.went_on("ended")
                     if pulls is iterator:
                         break  # exhausted
                     pulls = iterator
@@ -276,17 +322,48 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
             if watch.state is not CUT or not watch.ours():
                 raise
         if watch.state is CUT:  # raised once the CancelledError is dropped: see `end`'s checkpoint
-            raise Passed(watch.limit, now() - started, items)
-    except OtherLoopError:
+            raise watch.passing()
+    except OtherLoopError as exc:
         # Raised before the pull changed anything: nothing is done from the wrong loop (the
         # generator is finished; aclose() in the stream's own loop closes the source).
+        report_end(
+            source,
+            limits,
+            _tally(now, started, items, progress, progressed, first_at, first_progress_at),
+            "error",
+            exc,
+        )
         raise
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
         watch.stop()
-        await end(BACKEND, source, limits, exc)
+        tally = _tally(now, started, items, progress, progressed, first_at, first_progress_at)
+        try:
+            await end(BACKEND, source, limits, exc, tally, closing=closing)
+        finally:  # the error's traceback holds this frame, and the source the outcome: no cycle
+            source = watch = None  # type: ignore[assignment]
     else:
         watch.stop()
-        await end(BACKEND, source, limits, None)
+        await end(
+            BACKEND,
+            source,
+            limits,
+            None,
+            _tally(now, started, items, progress, progressed, first_at, first_progress_at),
+        )
+
+
+def _tally(  # noqa: PLR0913, PLR0917 (the loop's counts, as locals: faster per item than fields)
+    clock: Callable[[], float],
+    started: float,
+    items: int,
+    progress: object,
+    progressed: int,
+    first_at: float | None,
+    first_progress_at: float | None,
+) -> Tally:
+    return Tally(
+        clock, started, items, items if progress is None else progressed, first_at, first_progress_at
+    )
 
 
 async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
@@ -307,4 +384,4 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return None
 
 
-BACKEND: Final = Backend(close, functools.partial(asyncio.sleep, 0))
+BACKEND: Final = Backend(close, functools.partial(asyncio.sleep, 0), CancelledError)

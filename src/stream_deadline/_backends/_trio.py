@@ -17,6 +17,7 @@ import trio
 from .._ending import Backend, Passed, end, warn_went_on
 from .._errors import Limit
 from .._limits import Limits
+from .._outcome import Tally
 from .._source import Source, close_failed, close_overran
 
 __all__ = ["BACKEND", "stream"]
@@ -28,24 +29,32 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
     """Pull ``source`` under ``limits`` (``first``: a forwarded first pull); see
     :func:`~stream_deadline.with_deadline`."""
     now = trio.current_time
-    items = 0
+    progress = limits.progress
+    items = progressed = 0
+    first_at = first_progress_at = None
+    closing = False
+    started = now()
     try:
-        started = now()
         deadline = limits.deadline_at(started, "trio")
         pull_next = source.open().__anext__
         sent = first
-        idle = limits.idle
-        span = limits.first_item
+        span = limits.first_item  # the limit of the wait going on
         span_limit: Limit = "first_item"
+        wait_started = started
+        ongoing = False  # the wait goes on across the yield: the last item was not progress
         while True:
             t = now()
             if t >= deadline:
-                raise Passed("deadline", t - started, items)
+                raise Passed("deadline", t, deadline, wait_started)
+            if not ongoing:
+                wait_started = t
             limit: Limit
-            if span is not None and t + span < deadline:
-                bound, limit = t + span, span_limit
+            if span is not None and wait_started + span < deadline:
+                bound, limit = wait_started + span, span_limit
             else:
                 bound, limit = deadline, "deadline"
+            if ongoing and bound <= t:  # passed while the consumer held an item that was not progress
+                raise Passed(limit, t, bound, wait_started)
             # A bound already passed (a zero limit) is set once the scope is entered: entered
             # with it, trio cancels the scope at once; given it inside, only when the pull
             # waits. So `cancel_called` says whether the pull waited past its bound, and one
@@ -60,19 +69,36 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
             except StopAsyncIteration:
                 if scope.cancel_called:
                     warn_went_on(source, limit, "ended")
-                    raise Passed(limit, now() - started, items) from None
+                    raise Passed(limit, now(), bound, wait_started) from None
                 break  # exhausted
             if scope.cancel_called:  # cut: the pull was cancelled at its bound
                 if not scope.cancelled_caught:
                     warn_went_on(source, limit, "returned an item; the item is dropped")
-                raise Passed(limit, now() - started, items)
+                raise Passed(limit, now(), bound, wait_started)
+            if not items:
+                first_at = now()
             items += 1
-            sent = yield item  # pyright: ignore[reportPossiblyUnboundVariable, reportReturnType] (bound: a cut raised above)
-            span, span_limit = idle, "idle"  # from the second pull on
+            ongoing = progress is not None and not progress(item)  # pyright: ignore[reportPossiblyUnboundVariable] (bound: a cut raised above)
+            if not ongoing:
+                if not progressed:
+                    first_progress_at = now()
+                    span, span_limit = limits.idle, "idle"  # the first wait is over
+                progressed += 1
+            try:
+                sent = yield item  # pyright: ignore[reportPossiblyUnboundVariable, reportReturnType] (bound: a cut raised above)
+            except GeneratorExit:
+                closing = True
+                raise
     except BaseException as exc:  # noqa: BLE001 (every ending closes the source, then re-raises)
-        await end(BACKEND, source, limits, exc)
+        tally = Tally(now, started, items, progressed, first_at, first_progress_at)
+        try:
+            await end(BACKEND, source, limits, exc, tally, closing=closing)
+        finally:  # the error's traceback holds this frame, and the source the outcome: no cycle
+            source = None  # type: ignore[assignment]
     else:
-        await end(BACKEND, source, limits, None)
+        await end(
+            BACKEND, source, limits, None, Tally(now, started, items, progressed, first_at, first_progress_at)
+        )
 
 
 async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
@@ -88,4 +114,4 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     return close_overran(source, close_timeout) if scope.cancelled_caught else None
 
 
-BACKEND: Final = Backend(close, trio.lowlevel.checkpoint)
+BACKEND: Final = Backend(close, trio.lowlevel.checkpoint, trio.Cancelled)
