@@ -32,10 +32,10 @@ __all__ = ["Seconds", "with_deadline"]
 T = TypeVar("T")
 P = ParamSpec("P")
 
-Seconds: TypeAlias = "float | Deadline | None"
+Seconds: TypeAlias = float | Deadline | None  # (a real type at runtime: pydantic and get_type_hints read it)
 """A total limit: seconds from the first pull, a shared :class:`Deadline`, or ``None`` for none."""
 
-PerCall: TypeAlias = "Callable[Concatenate[Any, ...], Seconds] | Callable[[], Seconds]"
+PerCall: TypeAlias = Callable[Concatenate[Any, ...], Seconds] | Callable[[], Seconds]
 """A limit computed per call from the decorated function's arguments (``self`` first, for
 methods): ``lambda self, *args, **kwargs: self.stream_timeout``."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from numbers import Real
 from typing import Any, NamedTuple, final
 
@@ -143,6 +144,8 @@ def check_seconds(name: str, value: object, *, allow_none: bool = True, origin: 
         expected = "a number of seconds" + (" or None" if allow_none else "")
         if isinstance(value, str):
             hint = f"; write {name}=45, not {name}='45'"
+        elif isinstance(value, timedelta):
+            hint = f"; pass a number of seconds: {name}=<your timedelta>.total_seconds()"
         elif isinstance(value, bool):
             hint = "; booleans are not durations"
         else:
