@@ -4,9 +4,11 @@ of ``asend``/``athrow``, and the package metadata."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import inspect
 import math
 import pickle
+import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from fractions import Fraction
 from importlib.metadata import version
@@ -387,3 +389,184 @@ def test_the_first_pull_may_be_made_before_the_loop_runs() -> None:
     assert asyncio.run(anext(with_deadline(source(), 5))) == 7
     assert asyncio.run(with_deadline(source(), 5).asend(None)) == 7
     assert trio.run(anext, with_deadline(source(), 5)) == 7
+
+
+# Per-call limits, names, and the options of issue 14 ------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_decorator_computes_first_item_and_idle_per_call() -> None:
+    """The issue's form: ``seconds``, ``first_item`` and ``idle`` each computed from the
+    instance, once per call. A model with ``first_token_timeout=2`` is cut at 2 s on a
+    first item that takes 5 s; one with ``idle_timeout=1`` at 1 s into a stall after its
+    first item; one with neither runs to the end."""
+    calls: list[str] = []
+
+    class Model:
+        def __init__(self, first: float | None, idle: float | None) -> None:
+            self.stream_timeout = 60
+            self.first_token_timeout = first
+            self.idle_timeout = idle
+
+        def first(self) -> float | None:
+            calls.append("first_item")
+            return self.first_token_timeout
+
+        @with_deadline(
+            lambda self, *a, **k: self.stream_timeout,
+            first_item=lambda self, *a, **k: self.first(),
+            idle=lambda self, *a, **k: self.idle_timeout,
+        )
+        async def astream(self, delays: list[float]) -> AsyncGenerator[int, None]:
+            async for item in scripted(delays, Record()):
+                yield item
+
+    start = anyio.current_time()
+    with pytest.raises(StreamTimeoutError) as info:
+        await collect(Model(2, None).astream([5, 1]))
+    assert (info.value.limit, anyio.current_time() - start) == ("first_item", 2)
+    start = anyio.current_time()
+    with pytest.raises(StreamTimeoutError) as info:
+        await collect(Model(None, 1).astream([0, STALL]))
+    assert (info.value.limit, anyio.current_time() - start) == ("idle", 1)
+    assert await collect(Model(None, None).astream([5, 5])) == [0, 1]
+    assert calls == ["first_item"] * 3
+
+
+@pytest.mark.parametrize("param", ["first_item", "idle"])
+def test_a_per_call_first_item_or_idle_is_checked_at_call_time(param: str) -> None:
+    """A computed ``first_item``/``idle`` is checked at call time with the usual message and
+    where it came from; a static one with a bad value fails when the decorator is made."""
+
+    def span(n: float) -> float:
+        return n
+
+    @with_deadline(None, **{param: span})
+    async def tokens(n: float) -> AsyncGenerator[float, None]:
+        yield n
+
+    assert isinstance(tokens(5), DeadlineStream)
+    with pytest.raises(ValueError, match=rf"^`{param}` \(returned by .*span\) must be non-negative, got -1"):
+        tokens(-1)
+    with pytest.raises(TypeError, match=rf"^`{param}` must be a number of seconds or None, not str"):
+        with_deadline(None, **{param: "3"})
+
+
+def test_an_error_raised_computing_a_limit_names_the_decorator_and_the_function() -> None:
+    """A per-call callable with the wrong signature raises its own error, with a note that
+    names the parameter, ``@with_deadline`` and the decorated function."""
+
+    @with_deadline(30, idle=lambda: 5)  # takes no arguments, but is called with the function's
+    async def tokens(n: int) -> AsyncGenerator[int, None]:
+        yield n
+
+    with pytest.raises(TypeError) as info:
+        tokens(1)
+    notes = getattr(info.value, "__notes__", [])
+    assert len(notes) == 1
+    assert "`idle`" in notes[0]
+    assert "@with_deadline" in notes[0]
+    assert (
+        "test_an_error_raised_computing_a_limit_names_the_decorator_and_the_function.<locals>.tokens"
+        in notes[0]
+    )
+
+
+@pytest.mark.parametrize("param", ["first_item", "idle"])
+def test_a_callable_first_item_or_idle_outside_the_decorator_is_refused(param: str) -> None:
+    """In the wrapper form a limit cannot be computed per call: the message says where it can."""
+    with pytest.raises(TypeError, match=rf"^`{param}` must be a number.*works only in the decorator form"):
+        with_deadline(agen(), 10, **{param: lambda: 5})
+
+
+@pytest.mark.parametrize("param", ["seconds", "first_item", "idle"])
+def test_a_timedelta_limit_is_refused_with_the_fix(param: str) -> None:
+    """A ``timedelta`` is not taken for seconds: the message says to call ``.total_seconds()``."""
+    kwargs: dict[str, Any] = {param: dt.timedelta(seconds=3)}
+    seconds = kwargs.pop("seconds", 10)
+    with pytest.raises(TypeError, match=rf"^`{param}` must be .*not timedelta.*\.total_seconds\(\)"):
+        with_deadline(agen(), seconds, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"progress": "openai_chunk"},
+            r"^`progress` must be a callable or None, not str.*progress=stream_deadline",
+        ),
+        ({"progress": True}, r"^`progress` must be a callable or None, not bool"),
+        ({"on_end": [print]}, r"^`on_end` must be a callable or None, not list.*on_end=print"),
+        ({"name": 5}, r"^`name` must be a str or None, not int 5"),
+    ],
+)
+def test_bad_progress_on_end_and_name_fail_at_call_time(kwargs: dict[str, Any], message: str) -> None:
+    """``progress``, ``on_end`` and ``name`` are checked when ``with_deadline`` is called, in
+    both forms, naming the parameter."""
+    with pytest.raises(TypeError, match=message):
+        with_deadline(agen(), 10, **kwargs)
+    with pytest.raises(TypeError, match=message):
+        with_deadline(10, **kwargs)
+
+
+def test_the_name_defaults_to_the_source_type_or_the_function() -> None:
+    """``name``: the source's type name, the decorated function's qualified name, or as given."""
+
+    @with_deadline(10)
+    async def tokens() -> AsyncGenerator[int, None]:
+        yield 1
+
+    @with_deadline(10, name="qwen3")
+    async def named() -> AsyncGenerator[int, None]:
+        yield 1
+
+    assert with_deadline(agen(), 10).name == "async_generator"
+    assert with_deadline(agen(), 10, name="gpt").name == "gpt"
+    assert tokens().name == "test_the_name_defaults_to_the_source_type_or_the_function.<locals>.tokens"
+    assert named().name == "qwen3"
+
+
+def test_seconds_is_a_real_type_at_runtime() -> None:
+    """``Seconds`` is a type, not a string: ``typing.get_type_hints`` resolves it, and a
+    pydantic field declared with it (as on a LangChain chat model) validates numbers,
+    ``None`` and refuses a string that is not a number."""
+    import pydantic  # noqa: PLC0415 (langchain-core's dependency, in the test group through it)
+
+    class Settings(pydantic.BaseModel, arbitrary_types_allowed=True):
+        stream_timeout: stream_deadline.Seconds = 45
+
+    assert typing.get_type_hints(Settings)["stream_timeout"] == stream_deadline.Seconds
+    assert (Settings().stream_timeout, Settings(stream_timeout=None).stream_timeout) == (45, None)
+    with pytest.raises(pydantic.ValidationError):
+        Settings(stream_timeout="soon")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["anext", "asend", "async-for", "athrow"])
+async def test_a_second_puller_is_told_it_is_a_with_deadline_stream(how: str) -> None:
+    """While one task waits in a pull, a second pull (``anext``, ``asend``, ``athrow`` or a
+    second ``async for``) gets a ``RuntimeError`` that names the stream and what to do
+    instead of Python's generic "already running"; the first pull goes on unharmed."""
+    stream = with_deadline(scripted([0, 5, 1], Record()), 60)
+    assert await anext(stream) == 0
+    got: list[int] = []
+
+    async def first() -> None:
+        got.append(await anext(stream))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await anyio.sleep(1)
+        with pytest.raises(RuntimeError, match=r"another task is pulling from this with_deadline\(\) stream"):
+            if how == "anext":
+                await anext(stream)
+            elif how == "asend":
+                await stream.asend(None)
+            elif how == "athrow":
+                await stream.athrow(KeyError("k"))
+            else:
+                async for _ in stream:
+                    pass  # pragma: no cover (refused)
+    assert got == [1]
+    assert await anext(stream) == 2
+    await stream.aclose()
