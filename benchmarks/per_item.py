@@ -85,6 +85,7 @@ APPROACHES = {
         "aiostream stream.timeout": aiostream_timeout,
         "aiter-timeouts with_timeout": lambda s: with_timeout(s, LONG, LONG),
         **OURS,
+        "with_deadline: deadline, progress": lambda s: with_deadline(s, LONG, progress=bool),
         "with_deadline: no limit": lambda s: with_deadline(s, None),
     },
     "trio": {
@@ -93,6 +94,7 @@ APPROACHES = {
         "trio.CancelScope per pull": scope_per_pull(trio.CancelScope),
         "trio-util iter_fail_after": lambda s: trio_util.iter_fail_after(LONG, s),
         **OURS,
+        "with_deadline: deadline, progress": lambda s: with_deadline(s, LONG, progress=bool),
         "with_deadline: no limit": lambda s: with_deadline(s, None),
     },
 }
