@@ -33,13 +33,13 @@ def _chunk(delta: dict[str, str]) -> bytes:
 
 
 class _Events(httpx.AsyncByteStream):
-    def __init__(  # noqa: PLR0913
+    def __init__(  # noqa: PLR0913, PLR0917
         self,
         tokens: int | None,
         every: float,
         first_after: float,
         stall_after: int | None,
-        role_at_once: bool,  # noqa: FBT001
+        role_at_once: bool,
         reasoning: int,
     ) -> None:
         self.tokens = tokens

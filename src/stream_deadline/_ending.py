@@ -118,13 +118,14 @@ async def end(  # noqa: PLR0913 (what the loop knows at its end)
             ending = "closed" if closed_by_consumer else "abandoned"
         else:
             ending = "error"
-        report_end(source, limits, tally, ending, told, passed=exc if ending == "timeout" else None)  # type: ignore[arg-type]
+        shown = None if ending in ("closed", "abandoned") else told  # (a GeneratorExit is not seen)
+        report_end(source, limits, tally, ending, shown, passed=exc if ending == "timeout" else None)  # type: ignore[arg-type]
         if told is not None:
             raise told
     finally:
         # The traceback holds this frame, and the outcome (kept on the source) the error: no
         # cycle through its locals.
-        exc = told = timeout = source = None  # type: ignore[assignment]
+        exc = told = shown = timeout = source = None  # type: ignore[assignment]
 
 
 def report_end(  # noqa: PLR0913 (the facts of an ending)
@@ -137,7 +138,10 @@ def report_end(  # noqa: PLR0913 (the facts of an ending)
     passed: Passed | None = None,
 ) -> None:
     """Make the stream's :class:`StreamOutcome`, keep it on ``source`` and give it to the hooks
-    (``error``: what the consumer is told; ``passed``: the limit of a timeout)."""
+    (``error``: what the consumer is told; ``passed``: the limit of a timeout); only the
+    first time: a stream ends once."""
+    if source.outcome is not None:
+        return
     now = tally.clock()
     started = tally.started
     outcome = StreamOutcome(
@@ -180,13 +184,13 @@ async def pass_through(  # noqa: C901 (the pass-through loop, counting for the o
         pulls = iterator if first is None else source.forward(first)
         while True:
             async for item in pulls:  # the interpreter's own loop: nothing per item but the count
-                if not items:
-                    first_at = clock()
-                items += 1
                 if progress is not None and progress(item):
                     if not progressed:
                         first_progress_at = clock()
                     progressed += 1
+                if not items:
+                    first_at = clock()
+                items += 1
                 try:
                     sent = yield item
                 except GeneratorExit:

@@ -3,14 +3,15 @@ over the backend's pull loop, which it starts at the first pull."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from ._backends import backend, start
 from ._ending import close, report_end
 from ._limits import Limits
-from ._outcome import StreamOutcome, Tally
+from ._outcome import Ending, StreamOutcome, Tally
 from ._running import current_clock
 from ._source import Source, Throw
 
@@ -113,18 +114,29 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         # with nothing left to close: on CPython < 3.13 a cancellation thrown into a
         # generator's aclose() while it awaits leaves it marked as running for good.
         source = self._source
-        closing = not source.closed
-        if closing:
-            clock = current_clock("aclose()")[1]
+        if source.closed:  # closed already: only the generator may be left to finish
+            await (gen or self._generator()).aclose()
+            return
+        clock = current_clock("aclose()")[1]
+        try:
             await close(backend("aclose()"), source, self._limits, clock)
-            if gen is None:  # closed before it was iterated: it ends here
-                report_end(source, self._limits, Tally(clock, clock(), 0, 0, None, None), "closed", None)
-        if gen is None:
-            self._gen = _closed()
-        else:
-            await gen.aclose()
-        if closing and source.close_error is not None:
+        except BaseException as exc:  # (asyncio) cancelled while closing: the stream ends with that
+            if gen is not None:  # its pull loop, if it started, reports it, with its counts
+                with contextlib.suppress(BaseException):  # (it raises `exc` again: raised below)
+                    await gen.athrow(exc)
+            self._ended(clock, exc)
+            raise
+        await (gen or self._generator()).aclose()
+        self._ended(clock, None)
+        if source.close_error is not None:
             raise source.close_error
+
+    def _ended(self, clock: Callable[[], float], exc: BaseException | None) -> None:
+        """Report the end of a stream whose pull loop never ran (closed before its first pull)."""
+        ending: Ending = "closed"
+        if exc is not None:
+            ending = "cancelled" if isinstance(exc, backend("aclose()").cancelled) else "error"
+        report_end(self._source, self._limits, Tally(clock, clock(), 0, 0, None, None), ending, exc)
 
     async def __aenter__(self) -> DeadlineStream[T_co]:
         return self

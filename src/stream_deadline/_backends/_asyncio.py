@@ -278,7 +278,6 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                             first_progress_at = first_at
                             watch.progressed()
                     watch.state = BETWEEN
-                    items += 1
                     if progress is not None:
                         watch.ongoing = ongoing = not progress(item)
                         if not ongoing:
@@ -286,6 +285,7 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                                 first_progress_at = now()
                                 watch.progressed()
                             progressed += 1
+                    items += 1
                     try:
                         sent = yield item
                     except GeneratorExit:
@@ -361,6 +361,8 @@ def _tally(  # noqa: PLR0913, PLR0917 (the loop's counts, as locals: faster per 
     first_at: float | None,
     first_progress_at: float | None,
 ) -> Tally:
+    if not items:  # (the first item arrived, but `progress` raised on it: it was not delivered)
+        first_at = None
     return Tally(
         clock, started, items, items if progress is None else progressed, first_at, first_progress_at
     )

@@ -75,10 +75,10 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                 if not scope.cancelled_caught:
                     warn_went_on(source, limit, "returned an item; the item is dropped")
                 raise Passed(limit, now(), bound, wait_started)
+            ongoing = progress is not None and not progress(item)  # pyright: ignore[reportPossiblyUnboundVariable] (bound: a cut raised above)
             if not items:
                 first_at = now()
             items += 1
-            ongoing = progress is not None and not progress(item)  # pyright: ignore[reportPossiblyUnboundVariable] (bound: a cut raised above)
             if not ongoing:
                 if not progressed:
                     first_progress_at = now()
