@@ -8,7 +8,17 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, assert_type
 
+from opentelemetry.metrics import MeterProvider
+from prometheus_client import CollectorRegistry
+
 from stream_deadline import Deadline, DeadlineStream, Limit, StreamTimeoutError, with_deadline
+from stream_deadline.instrumentation import (
+    LoggingHook,
+    OnEnd,
+    OpenTelemetryHook,
+    PrometheusHook,
+    set_on_end_hooks,
+)
 
 
 async def numbers() -> AsyncGenerator[int, None]:
@@ -97,3 +107,13 @@ def errors_and_deadlines(error: StreamTimeoutError, budget: Deadline) -> None:
 def misuse() -> None:
     with_deadline(numbers(), "45")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
     with_deadline(numbers(), 45, on_timeout="ignore")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+
+
+def hooks(registry: CollectorRegistry, meter_provider: MeterProvider) -> None:
+    # The ready-made hooks take their library's own types and fit where hooks are expected.
+    set_on_end_hooks([LoggingHook(), PrometheusHook(), PrometheusHook(registry, "app"), OpenTelemetryHook()])
+    set_on_end_hooks([OpenTelemetryHook(meter_provider)])
+    with_deadline(numbers(), 45, on_end=PrometheusHook(registry))
+    hook: OnEnd = OpenTelemetryHook()
+    del hook
+    PrometheusHook(namespace=1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
