@@ -1,0 +1,107 @@
+"""An event loop in a thread of its own, for sync code that needs a watchdog.
+
+A sync caller blocked in a read cannot be interrupted from its own thread. :func:`run` and
+:func:`iterate` run async code on one shared background loop instead, where a
+:func:`~stream_deadline.with_deadline` watch can cut it, and hand the results across. The
+loop starts at the first use, serves every thread at once, works whether or not the calling
+thread runs a loop of its own (Jupyter), and is stopped at interpreter exit (and forgotten in
+a child after ``fork``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, Final, TypeVar
+
+__all__ = ["iterate", "run"]
+
+T = TypeVar("T")
+
+_lock: Final = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    """The background loop, started on first use."""
+    global _loop, _thread
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+            thread = threading.Thread(
+                target=_serve, args=(loop, ready), name="stream_deadline background loop", daemon=True
+            )
+            thread.start()
+            ready.wait()
+            _loop, _thread = loop, thread
+        return _loop
+
+
+def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    asyncio.set_event_loop(loop)
+    loop.call_soon(ready.set)
+    try:
+        loop.run_forever()
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _stop() -> None:
+    """Stop the background loop, if it runs, and wait for its thread (at interpreter exit)."""
+    global _loop, _thread
+    with _lock:
+        loop, thread, _loop, _thread = _loop, _thread, None, None
+    if loop is not None and thread is not None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+
+
+def _forget() -> None:
+    """In a child after ``fork``: the parent's loop thread does not exist here."""
+    global _loop, _thread  # noqa: PLW0603 (one loop per process)
+    _loop = _thread = None
+
+
+atexit.register(_stop)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the background loop and return its result, blocking this thread.
+
+    If this thread is interrupted while it waits (``KeyboardInterrupt``), the coroutine is
+    cancelled before the interruption propagates.
+    """
+    future = asyncio.run_coroutine_threadsafe(coro, _running_loop())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise
+
+
+def iterate(stream: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate ``stream`` on the background loop, one item at a time, from this thread.
+
+    The stream is closed on the loop however the iteration ends (exhausted, an error, or the
+    caller stopping early).
+    """
+    end = object()
+
+    async def pull() -> T | object:
+        return await anext(stream, end)
+
+    try:
+        while (item := run(pull())) is not end:
+            yield item  # type: ignore[misc]  # (not `end`: an item of the stream)
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            run(aclose())
