@@ -24,12 +24,15 @@ T = TypeVar("T")
 _lock: Final = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+_exiting = False  # set at interpreter exit: no loop is started again
 
 
 def _running_loop() -> asyncio.AbstractEventLoop:
     """The background loop, started on first use."""
     global _loop, _thread
     with _lock:
+        if _exiting:
+            raise RuntimeError("the stream_deadline background loop is stopped: the interpreter is exiting")
         if _loop is None:
             loop = asyncio.new_event_loop()
             ready = threading.Event()
@@ -53,10 +56,11 @@ def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
 
 
 def _stop() -> None:
-    """Stop the background loop, if it runs, and wait for its thread (at interpreter exit)."""
-    global _loop, _thread
+    """Stop the background loop, if it runs, and wait for its thread (at interpreter exit):
+    the streams still open on it are closed as the loop shuts down."""
+    global _loop, _thread, _exiting
     with _lock:
-        loop, thread, _loop, _thread = _loop, _thread, None, None
+        loop, thread, _loop, _thread, _exiting = _loop, _thread, None, None, True
     if loop is not None and thread is not None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
@@ -103,5 +107,5 @@ def iterate(stream: AsyncIterator[T]) -> Iterator[T]:
             yield item  # type: ignore[misc]  # (not `end`: an item of the stream)
     finally:
         aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
+        if aclose is not None and not _exiting:  # (at exit, the loop's shutdown closed it)
             run(aclose())
