@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stream_deadline import __version__
+from stream_deadline import __version__, _core
 
 DOCS = Path(__file__).parent
 sys.path.insert(0, str(DOCS / "_ext"))
@@ -24,6 +24,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "semantics",  # docs/_ext/semantics.py: the numbered semantics, read from the docstring
     "optional_pages",  # docs/_ext/optional_pages.py: pages other tools generate
+    "public_names",  # docs/_ext/public_names.py: signatures in public terms; the type aliases
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -38,10 +39,27 @@ myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
-autodoc_type_aliases = {"Seconds": "stream_deadline.Seconds", "Limit": "stream_deadline.Limit"}
+# The public aliases as annotations name them (with `from __future__ import annotations`):
+# shown by name, linked to their entries.
+autodoc_type_aliases = {
+    "Seconds": "stream_deadline.Seconds",
+    "Limit": "stream_deadline.Limit",
+    "Ending": "stream_deadline.Ending",
+}
+# What the private names in with_deadline's overloads stand for (docs/_ext/public_names.py).
+public_names_display = {
+    "PerCall": "Callable[..., Seconds]",
+    "_Decorator": "Callable[[Callable[P, AsyncIterator[T]]], Callable[P, DeadlineStream[T]]]",
+    "DEFAULT_CLOSE_TIMEOUT": repr(_core.DEFAULT_CLOSE_TIMEOUT),
+}
+python_use_unqualified_type_names = True
+# Type variables have no entry of their own (`nox -s docs -- --nitpicky` lists what is left).
+_TYPE_VARS = ("T", "P", "stream_deadline._core.T", "stream_deadline._stream.T_co")
+nitpick_ignore = [("py:class", name) for name in _TYPE_VARS]
+python_maximum_signature_line_length = 88  # longer signatures: one parameter a line
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-napoleon_use_ivar = True
+napoleon_use_ivar = False  # Attributes: as attribute entries, each a link target
 napoleon_use_rtype = False
 
 # -- doctest: every example runs, on virtual time ----------------------------------------

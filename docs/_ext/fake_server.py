@@ -81,6 +81,7 @@ def fake_llm(  # noqa: PLR0913
     stall_after: int | None = None,
     role_at_once: bool = False,
     reasoning: int = 0,
+    headers_after: float = 0.0,
 ) -> httpx.AsyncClient:
     """Return an HTTP client whose every request is answered by a fake model.
 
@@ -88,11 +89,15 @@ def fake_llm(  # noqa: PLR0913
     and one every ``every`` seconds after that, and stalls (sending only keep-alive comments)
     after ``stall_after`` of them. ``role_at_once``: a role-only chunk comes first, at once
     (as a gateway sends it); ``reasoning``: that many ``reasoning_content`` chunks come
-    before the tokens, the first after ``first_after``.
+    before the tokens, the first after ``first_after``. ``headers_after``: the response (its
+    status and headers) comes that many seconds after the request, as from a server that
+    queues it; ``first_after`` counts from then.
     """
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    async def answer(request: httpx.Request) -> httpx.Response:
         del request
+        if headers_after:
+            await anyio.sleep(headers_after)
         return httpx.Response(
             200,
             headers={"content-type": "text/event-stream"},

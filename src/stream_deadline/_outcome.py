@@ -84,7 +84,8 @@ class Tally(NamedTuple):
 
 
 OnEnd = Callable[[StreamOutcome], object]
-"""A hook: called with the :class:`StreamOutcome` of every stream once it has ended."""
+"""A hook: called with the :class:`~stream_deadline.StreamOutcome` of every stream once it has
+ended."""
 
 
 class LoggingHook:

@@ -65,6 +65,12 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         return self._free("aiter()")  # `async for` runs the pull loop itself, with no layer between
 
     async def __anext__(self) -> T_co:
+        """Return the next item from the source, under the stream's limits.
+
+        Raises :class:`StopAsyncIteration` when the source is exhausted or the stream has
+        finished (after a timeout or ``aclose()``), and :class:`StreamTimeoutError` when a limit
+        passes, after closing the source.
+        """
         # A coroutine, not the generator's own awaitable: a task cancelled before its first
         # step then ends without touching the generator (CPython 3.11 would throw the
         # cancellation into an unstarted asend(), at the generator's `yield`, as if athrow()).
