@@ -45,7 +45,7 @@ quarter = st.integers(1, 8).map(lambda k: k + 0.25)
 
 @dataclass
 class Params:
-    """The stream's source delays and limits, drawn once per run."""
+    """The stream's source delays, limits and progress, drawn once per run."""
 
     delays: list[float]
     seconds: float | None
@@ -53,6 +53,47 @@ class Params:
     idle: float | None
     progress: tuple[bool, ...] | None
     """``None``: every item counts; else item ``i`` counts if ``progress[i]``."""
+
+
+def with_stall(delays: list[float], stall: int | None) -> list[float]:
+    """``delays``, but the item at index ``stall``, if there is one, never comes (only the
+    first stall of a source matters)."""
+    if stall is not None and stall < len(delays):
+        delays[stall] = STALL
+    return delays
+
+
+def some_params(**focus: st.SearchStrategy[Any]) -> st.SearchStrategy[Params]:
+    """Params drawn as in general, but for the fields that ``focus`` draws otherwise."""
+    drawn: dict[str, st.SearchStrategy[Any]] = {
+        "delays": st.builds(
+            with_stall,
+            st.lists(st.integers(0, 4).map(lambda k: k + 0.5), min_size=1, max_size=MAX_ITEMS),
+            st.one_of(st.none(), st.integers(0, MAX_ITEMS - 1)),
+        ),
+        "seconds": st.one_of(st.none(), st.integers(1, 16).map(lambda k: k + 0.25)),
+        "first_item": st.one_of(st.none(), quarter),
+        "idle": st.one_of(st.none(), quarter),
+        "progress": st.one_of(st.none(), st.tuples(*[st.booleans()] * MAX_ITEMS)),
+    }
+    return st.builds(Params, **(drawn | focus))
+
+
+one_in_3 = st.sampled_from([True, False, False])
+far = st.one_of(st.none(), st.integers(12, 16).map(lambda k: k + 0.25))
+all_params = st.one_of(
+    some_params(progress=st.none()),  # every item counts: the behaviour without `progress`
+    some_params(),
+    # Waits across uncounted items (one item in three counts), with no deadline or a far one:
+    # the first wait, bounded by first_item; later waits (the first item counts), by idle.
+    some_params(seconds=far, first_item=quarter, progress=st.tuples(*[one_in_3] * MAX_ITEMS)),
+    some_params(
+        seconds=far,
+        first_item=st.none(),
+        idle=quarter,
+        progress=st.tuples(st.just(True), *[one_in_3] * (MAX_ITEMS - 1)),
+    ),
+)
 
 
 @dataclass
@@ -203,37 +244,14 @@ class StreamMachine(RuleBasedStateMachine):
         self.ending: tuple[str, str | None] | None = None  # (ending, limit) once ended
         self.patience = 0  # aclose and cancel are enabled from this step on
 
-    @initialize(
-        delays=st.lists(st.integers(0, 4).map(lambda k: k + 0.5), min_size=1, max_size=MAX_ITEMS),
-        stall=st.one_of(st.none(), st.integers(0, MAX_ITEMS - 1)),
-        seconds=st.one_of(st.none(), st.integers(1, 16).map(lambda k: k + 0.25)),
-        first_item=st.one_of(st.none(), quarter),
-        idle=st.one_of(st.none(), quarter),
-        progress=st.one_of(
-            st.none(), st.tuples(st.booleans(), *[st.sampled_from([True, False, False])] * (MAX_ITEMS - 1))
-        ),
-        patience=st.integers(0, 20),
-    )
-    def setup(
-        self,
-        *,
-        delays: list[float],
-        stall: int | None,
-        seconds: float | None,
-        first_item: float | None,
-        idle: float | None,
-        progress: tuple[bool, ...] | None,
-        patience: int,
-    ) -> None:
-        """Draw the source (the item at index ``stall``, if it has one, never comes: only the
-        first stall of a source matters), the limits, which items count as progress, and from
-        which step on the stream may be ended from outside (``aclose``, ``cancel``): enabled
-        throughout, one of them ends most runs before a limit passes."""
-        if stall is not None and stall < len(delays):
-            delays[stall] = STALL
-        self.params = Params(delays, seconds, first_item, idle, progress)
+    @initialize(params=all_params, patience=st.integers(0, 20))
+    def setup(self, params: Params, patience: int) -> None:
+        """Draw the source, the limits, which items count as progress, and from which step on
+        the stream may be ended from outside (``aclose``, ``cancel``): enabled throughout,
+        one of them ends most runs before a limit passes."""
+        self.params = params
         self.patience = patience
-        event("progress=None" if progress is None else "progress counts some items")
+        event("progress=None" if params.progress is None else "progress counts some items")
 
     # model helpers
 
