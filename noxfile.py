@@ -201,13 +201,15 @@ def build(session: nox.Session) -> None:
 @nox.session
 def soak(session: nox.Session) -> None:
     """The long reliability runs: 10,000 races per backend, 100,000 streams per ending,
-    10,000 concurrent streams, 1,000,000 items through one stream (STREAM_DEADLINE_LONG=1)."""
+    10,000 concurrent streams, 1,000,000 items through one stream, 10,000 generated schedules
+    per backend against the reference model (STREAM_DEADLINE_LONG=1)."""
     session.install(".", *groups("tests"))
     session.run(
         "pytest",
         "tests/test_adversarial.py",
         "tests/test_races.py",
         "tests/test_stateful.py",
+        "tests/test_model.py",
         "tests/test_leaks_load.py",
         "tests/test_bad_input.py",
         *session.posargs,
