@@ -49,6 +49,7 @@ autodoc_type_aliases = {
 # What the private names in with_deadline's overloads stand for (docs/_ext/public_names.py).
 public_names_display = {
     "PerCall": "Callable[..., Seconds]",
+    "PerCallSpan": "Callable[..., float | None]",
     "_Decorator": "Callable[[Callable[P, AsyncIterator[T]]], Callable[P, DeadlineStream[T]]]",
     "DEFAULT_CLOSE_TIMEOUT": repr(_core.DEFAULT_CLOSE_TIMEOUT),
 }

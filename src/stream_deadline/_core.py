@@ -39,6 +39,9 @@ PerCall: TypeAlias = Callable[Concatenate[Any, ...], Seconds] | Callable[[], Sec
 """A limit computed per call from the decorated function's arguments (``self`` first, for
 methods): ``lambda self, *args, **kwargs: self.stream_timeout``."""
 
+PerCallSpan: TypeAlias = Callable[Concatenate[Any, ...], float | None] | Callable[[], float | None]
+"""A ``first_item`` or ``idle`` computed per call, as :data:`PerCall` computes ``seconds``."""
+
 DEFAULT_CLOSE_TIMEOUT: Final = 5.0
 _RAISE: Final = "raise"  # (the default of `on_timeout`, told apart by identity)
 
@@ -210,8 +213,8 @@ def with_deadline(
     seconds: Seconds | PerCall,
     /,
     *,
-    first_item: float | Callable[..., float | None] | None = None,
-    idle: float | Callable[..., float | None] | None = None,
+    first_item: float | PerCallSpan | None = None,
+    idle: float | PerCallSpan | None = None,
     on_timeout: Literal["raise", "stop"] = "raise",
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     progress: Callable[[Any], object] | None = None,
@@ -222,8 +225,8 @@ def with_deadline(
 def with_deadline(
     *,
     seconds: Seconds | PerCall,
-    first_item: float | Callable[..., float | None] | None = None,
-    idle: float | Callable[..., float | None] | None = None,
+    first_item: float | PerCallSpan | None = None,
+    idle: float | PerCallSpan | None = None,
     on_timeout: Literal["raise", "stop"] = "raise",
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     progress: Callable[[Any], object] | None = None,

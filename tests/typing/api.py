@@ -8,10 +8,19 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, assert_type
 
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from opentelemetry.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
-from stream_deadline import Deadline, DeadlineStream, Limit, StreamTimeoutError, with_deadline
+from stream_deadline import (
+    Deadline,
+    DeadlineStream,
+    Ending,
+    Limit,
+    StreamOutcome,
+    StreamTimeoutError,
+    with_deadline,
+)
 from stream_deadline.instrumentation import (
     LoggingHook,
     OnEnd,
@@ -19,10 +28,16 @@ from stream_deadline.instrumentation import (
     PrometheusHook,
     set_on_end_hooks,
 )
+from stream_deadline.langchain import DeadlineMixin
+from stream_deadline.progress import langchain_chunk, openai_chunk
 
 
 async def numbers() -> AsyncGenerator[int, None]:
     yield 1
+
+
+async def chunks() -> AsyncGenerator[dict[str, object], None]:
+    yield {"choices": []}
 
 
 class Model:
@@ -117,3 +132,42 @@ def hooks(registry: CollectorRegistry, meter_provider: MeterProvider) -> None:
     hook: OnEnd = OpenTelemetryHook()
     del hook
     PrometheusHook(namespace=1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def progress_and_outcome(stream: DeadlineStream[int]) -> None:
+    # `progress` is checked against the item type in the wrapper form.
+    def even(item: int) -> bool:
+        return item % 2 == 0
+
+    assert_type(with_deadline(numbers(), 45, first_item=10, progress=even, name="n"), DeadlineStream[int])
+    assert_type(with_deadline(chunks(), 45, progress=openai_chunk), DeadlineStream[dict[str, object]])
+    with_deadline(numbers(), 45, progress=str.isdigit)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    assert_type(stream.outcome, StreamOutcome | None)
+    assert_type(stream.name, str)
+    outcome = stream.outcome
+    if outcome is not None:
+        assert_type(outcome.ending, Ending)
+        assert_type(outcome.limit, Limit | None)
+        assert_type(outcome.late, float | None)
+
+
+class Timeouts:
+    first_token_timeout: float | None = 10
+
+
+@with_deadline(45, first_item=lambda self, *a, **k: self.first_token_timeout, progress=langchain_chunk)
+async def per_call_first_item(self: Timeouts) -> AsyncGenerator[str, None]:
+    yield "x"
+
+
+def per_call_spans(model: Timeouts) -> None:
+    assert_type(per_call_first_item(model), DeadlineStream[str])
+
+
+def mixin() -> None:
+    class Limited(DeadlineMixin, FakeListChatModel):
+        pass
+
+    model = Limited(responses=["a"], stream_timeout=45, first_token_timeout=None)
+    assert_type(model.stream_timeout, float | None)
+    assert_type(model.idle_timeout, float | None)
