@@ -152,6 +152,8 @@ def progress_and_outcome(stream: DeadlineStream[int]) -> None:
 
 
 class Timeouts:
+    """A model with a per-call first-item limit."""
+
     first_token_timeout: float | None = 10
 
 
