@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 from _fake_vllm import ID_HEADER, FakeVLLM, Generation, ServerThread
-from langchain_chain import DeadlineChatOpenAI
+from langchain_chain import ChatVllm
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
@@ -258,7 +258,7 @@ async def main(server: ServerThread, deadline: float, output: Path | None) -> No
     """Run both scenarios, print the timelines and draw the chart."""
     print(f"1) babble: the model never stops. Chain with a {deadline:g} s deadline (with_deadline), live:\n")
     babble = await asyncio.gather(
-        run_chain(DeadlineChatOpenAI, server, "babble", "with_deadline", deadline),
+        run_chain(ChatVllm, server, "babble", "with_deadline", deadline),
         run_chain(NaiveTimeoutChatOpenAI, server, "babble", "naive asyncio.timeout", deadline),
     )
     timeline(
@@ -267,7 +267,7 @@ async def main(server: ServerThread, deadline: float, output: Path | None) -> No
 
     print(f"\n2) stall: three tokens, then only keep-alive comments. Same chain, {deadline:g} s deadline:\n")
     stall = await asyncio.gather(
-        run_chain(DeadlineChatOpenAI, server, "stall", "with_deadline", deadline),
+        run_chain(ChatVllm, server, "stall", "with_deadline", deadline),
         run_chain(CheckOnChunkChatOpenAI, server, "stall", "naive check-on-chunk", deadline),
     )
     timeline(f"stall, {deadline:g} s deadline (seconds since the stream's first pull)", deadline, list(stall))

@@ -229,6 +229,29 @@ def test_the_fields_are_pydantic_fields_with_none_defaults() -> None:
         Limited(stream_timeout="soon")
 
 
+async def test_a_class_above_the_mixin_that_passes_through_is_accepted() -> None:
+    """A mixin of the user's that wraps ``_astream`` and calls ``super()`` may come first: the
+    limits still hold under it."""
+
+    class Traced(Scripted):
+        seen: list[str] = []  # noqa: RUF012
+
+        async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+            async for chunk in super()._astream(*args, **kwargs):
+                self.seen.append(chunk.text)
+                yield chunk
+
+    class TracedLimited(Traced, Limited):
+        pass
+
+    model = TracedLimited(script=BABBLE, closed=[], seen=[], stream_timeout=2.5)
+    start = now()
+    with pytest.raises(StreamTimeoutError):
+        async for _ in model.astream("hi"):
+            pass
+    assert (now() - start, model.seen) == (2.5, ["", "t0", "t1"])
+
+
 def test_the_mixin_after_the_model_class_is_refused() -> None:
     """``class Wrong(Scripted, DeadlineMixin)`` would leave every call unlimited: refused at
     class creation, with the order to write."""

@@ -71,14 +71,19 @@ class DeadlineMixin(BaseChatModel):
     """Seconds between two real outputs of a streaming call; ``None``: no limit."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:  # noqa: ANN401 (pydantic's class options)
-        """Refuse a class that puts a model class before the mixin: its calls would not be limited."""
+        """Refuse a class that puts the model class before the mixin: the model's own methods
+        would run first, and the mixin would wrap only LangChain's defaults."""
         super().__init_subclass__(**kwargs)
         mro: tuple[type, ...] = cls.__mro__
-        for above in mro[: mro.index(DeadlineMixin)]:
-            if not issubclass(above, DeadlineMixin) and any(name in above.__dict__ for name in _PATHS):
+        mixin = mro.index(DeadlineMixin)
+        for name in _PATHS:
+            above = [k for k in mro[:mixin] if name in k.__dict__ and not issubclass(k, DeadlineMixin)]
+            below = [k for k in mro[mixin + 1 :] if name in k.__dict__ and k is not BaseChatModel]
+            if above and not below:
+                model = next(base for base in cls.__bases__ if not issubclass(base, DeadlineMixin))
                 raise TypeError(
                     f"{cls.__qualname__}: put DeadlineMixin before the model class, as in"
-                    f" class {cls.__name__}(DeadlineMixin, {above.__name__}); after it, the"
+                    f" class {cls.__name__}(DeadlineMixin, {model.__name__}); after it, the"
                     " model's own methods run unlimited"
                 )
 
