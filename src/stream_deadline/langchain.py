@@ -77,10 +77,10 @@ class DeadlineMixin(BaseChatModel):
         mro: tuple[type, ...] = cls.__mro__
         mixin = mro.index(DeadlineMixin)
         for name in _PATHS:
-            above = [k for k in mro[:mixin] if name in k.__dict__ and not issubclass(k, DeadlineMixin)]
+            above = [k for k in mro[:mixin] if name in k.__dict__ and DeadlineMixin not in k.__mro__]
             below = [k for k in mro[mixin + 1 :] if name in k.__dict__ and k is not BaseChatModel]
             if above and not below:
-                model = next(base for base in cls.__bases__ if not issubclass(base, DeadlineMixin))
+                model = next(base for base in cls.__bases__ if DeadlineMixin not in base.__mro__)
                 raise TypeError(
                     f"{cls.__qualname__}: put DeadlineMixin before the model class, as in"
                     f" class {cls.__name__}(DeadlineMixin, {model.__name__}); after it, the"
