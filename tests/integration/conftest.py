@@ -21,6 +21,7 @@ if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
 from _fake_vllm import FakeVLLM, ServerThread  # noqa: E402 (needs examples/ on sys.path)
+from _support import LATENESS, LATENESS_FILE, lateness_table  # noqa: E402 (ditto)
 
 
 @pytest.fixture
@@ -34,3 +35,14 @@ def server() -> Iterator[ServerThread]:
     """The fake vLLM, served by uvicorn on 127.0.0.1 and a free port for the whole session."""
     with ServerThread(FakeVLLM()) as running:
         yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lateness_report() -> Iterator[None]:
+    """At the end of the session, the lateness the tests measured: printed (seen with ``-s``)
+    and written to :data:`_support.LATENESS_FILE`."""
+    yield
+    if LATENESS:
+        table = lateness_table()
+        Path(LATENESS_FILE).write_text(table + "\n", encoding="utf-8")
+        print(f"\n\nLateness after the limit was due (also in {LATENESS_FILE}):\n{table}")  # noqa: T201
