@@ -8,13 +8,18 @@ server per session; each test tells its requests apart by a request id header.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from stream_deadline.instrumentation import set_on_end_hooks
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from stream_deadline import StreamOutcome
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 if str(EXAMPLES) not in sys.path:
@@ -35,6 +40,18 @@ def server() -> Iterator[ServerThread]:
     """The fake vLLM, served by uvicorn on 127.0.0.1 and a free port for the whole session."""
     with ServerThread(FakeVLLM()) as running:
         yield running
+
+
+@pytest.fixture
+def told() -> Iterator[list[tuple[float, StreamOutcome]]]:
+    """Every outcome the global hooks get during the test, with when (:func:`time.monotonic`);
+    the default hooks are back afterwards."""
+    seen: list[tuple[float, StreamOutcome]] = []
+    set_on_end_hooks([lambda outcome: seen.append((time.monotonic(), outcome))])
+    try:
+        yield seen
+    finally:
+        set_on_end_hooks(None)
 
 
 @pytest.fixture(scope="session", autouse=True)

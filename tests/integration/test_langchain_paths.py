@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import openai
 import pytest
-from _support import ChatVllm, record_lateness, vllm
+from _fake_vllm import ANSWER, TOOL_ARGUMENTS, TOOL_NAME
+from _support import ChatVllm, new_id, record_lateness, vllm
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from _fake_vllm import Generation, ServerThread
+    from langchain_core.outputs import ChatGenerationChunk
     from langchain_core.runnables import Runnable
 
     from stream_deadline import Limit
@@ -343,3 +346,68 @@ def test_the_hooks_get_one_timeout_per_request(cuts: Cuts, path: Path, via: Via,
         assert [(o.items, o.progress_items) for o in outcomes] == [(1, 0)] * path.requests
     if not path.streams:
         assert [o.items for o in outcomes] == [0] * path.requests  # the answer never came
+
+
+class ChatVllmKeepingReasoning(ChatVllm):
+    """``ChatVllm`` that keeps vLLM's ``reasoning_content`` in each chunk's ``additional_kwargs``,
+    as the provider packages (``ChatDeepSeek``...) do and ``ChatOpenAI`` does not."""
+
+    def _convert_chunk_to_generation_chunk(
+        self, chunk: dict[str, Any], default_chunk_class: type, base_generation_info: dict[str, Any] | None
+    ) -> ChatGenerationChunk | None:
+        converted = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
+        )
+        choices = chunk.get("choices") or []
+        reasoning = (choices[0].get("delta") or {}).get("reasoning_content") if choices else None
+        if converted is not None and reasoning:
+            converted.message.additional_kwargs["reasoning_content"] = reasoning
+        return converted
+
+
+OUTPUT_LIMITS = {"stream_timeout": 5.0, "first_token_timeout": 0.3, "idle_timeout": 0.2}
+"""Limits under which a stream that keeps producing reasoning or tool calls must run to its end:
+the first content comes after 2 s of reasoning, or never (a tool call)."""
+
+
+async def _stream_to_the_end(cls: type[ChatVllm], server: ServerThread, mode: str) -> tuple[Any, Generation]:
+    """Stream one answer with :data:`OUTPUT_LIMITS`; return the whole message and the server's record."""
+    request_id = new_id()
+    async with openai.DefaultAsyncHttpxClient() as http:
+        model = vllm(cls, server, mode, request_id, http, **OUTPUT_LIMITS)
+        message = None
+        async for chunk in model.astream(QUESTION):
+            message = chunk if message is None else message + chunk
+    return message, await server.app.wait_stopped(request_id)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cls", [ChatVllm, ChatVllmKeepingReasoning])
+async def test_a_reasoning_model_is_not_cut_while_it_reasons(
+    server: ServerThread, cls: type[ChatVllm]
+) -> None:
+    """A reasoning model (2 s of ``reasoning_content`` chunks, one every 20 ms, then the answer)
+    streams to its end under ``first_token_timeout=0.3`` and ``idle_timeout=0.2``: reasoning is
+    output. With ``ChatVllm`` itself (``DeadlineMixin, ChatOpenAI``), the documented way for
+    vLLM, this fails: ``ChatOpenAI`` drops ``reasoning_content``, so its chunks reach the
+    mixin empty and ``first_token_timeout`` cuts the model while it reasons."""
+    message, generation = await _stream_to_the_end(cls, server, "reasoning")
+    assert message is not None
+    assert message.content == "".join(ANSWER)
+    assert generation.reason == "finished"
+    assert generation.token_times[0] - generation.started >= 2.0  # the first content came late
+
+
+@pytest.mark.anyio
+async def test_a_tool_call_only_answer_is_not_cut(server: ServerThread) -> None:
+    """A tool-call-only answer (no content at all; the call's arguments in pieces for about
+    0.7 s) streams to its end under ``first_token_timeout=0.3`` and ``idle_timeout=0.2``: tool
+    call chunks are output. The whole call arrives, parsed."""
+    message, generation = await _stream_to_the_end(ChatVllm, server, "tools")
+    assert message is not None
+    assert message.content == ""
+    assert [(call["name"], call["args"]) for call in message.tool_calls] == [
+        (TOOL_NAME, json.loads(TOOL_ARGUMENTS))
+    ]
+    assert generation.reason == "finished"
+    assert generation.tool_times[-1] - generation.started > OUTPUT_LIMITS["first_token_timeout"] * 2
