@@ -382,7 +382,7 @@ async def _stream_to_the_end(cls: type[ChatVllm], server: ServerThread, mode: st
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("cls", [ChatVllm, ChatVllmKeepingReasoning])
+@pytest.mark.parametrize("cls", [ChatVllm, ChatVllmKeepingReasoning], ids=lambda cls: cls.__name__)
 async def test_a_reasoning_model_is_not_cut_while_it_reasons(
     server: ServerThread, cls: type[ChatVllm]
 ) -> None:
