@@ -1,9 +1,11 @@
 """Shared pieces of the integration tests: chat models with and without a deadline, and timing.
 
-Every model subclasses :class:`RecordingChat`, a real ``ChatOpenAI`` that notes when its
-``_astream`` body starts, that is, the first pull of the stream, which is when a
-``with_deadline`` stream starts its clock. All times are :func:`time.monotonic`, the clock of
-asyncio's default loop and of the fake server.
+The hand-made models subclass :class:`RecordingChat`, a real ``ChatOpenAI`` that notes when
+its ``_astream`` body starts, that is, the first pull of the stream, which is when a
+``with_deadline`` stream starts its clock. :class:`ChatVllm` is the library's own way:
+``DeadlineMixin`` in front of ``ChatOpenAI``. All times are :func:`time.monotonic`, the clock
+of asyncio's default loop and of the fake server. :data:`LATENESS` collects the lateness the
+tests measure, for the table the session prints at its end.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr
 
 from stream_deadline import StreamTimeoutError, with_deadline
+from stream_deadline.langchain import DeadlineMixin
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -43,6 +46,50 @@ M = TypeVar("M", bound="RecordingChat")
 
 timing = logging.getLogger("integration.timing")
 """Measured lateness, logged at INFO: see it with ``pytest tests/integration --log-cli-level=INFO``."""
+
+LATENESS: dict[str, tuple[float, float]] = {}
+"""Per case: how late the client raised and how late the server stopped, in seconds after the
+moment the limit was due; printed (and written to :data:`LATENESS_FILE`) at the end of the
+session."""
+LATENESS_FILE = "/tmp/stream_deadline_lateness.md"  # noqa: S108 (a report for the reader, not a secret)
+
+
+def record_lateness(label: str, client: float, server: float) -> None:
+    """Note how late the client raised and the server stopped, after the limit was due."""
+    LATENESS[label] = (client, server)
+    timing.info(
+        "%s: client %+.1f ms, server %+.1f ms after the limit was due", label, client * 1e3, server * 1e3
+    )
+
+
+def lateness_table() -> str:
+    """:data:`LATENESS` as a Markdown table, in milliseconds."""
+    rows = [
+        f"| {label} | {client * 1e3:+.1f} | {server * 1e3:+.1f} |"
+        for label, (client, server) in LATENESS.items()
+    ]
+    return "\n".join(
+        ["| case | client raised (ms late) | server stopped (ms late) |", "|---|---:|---:|", *rows]
+    )
+
+
+class ChatVllm(DeadlineMixin, ChatOpenAI):
+    """``ChatOpenAI`` with limits set once on the model: the library's ``DeadlineMixin``."""
+
+
+def vllm(
+    cls: type[ChatVllm], server: ServerThread, mode: str, request_id: str, http: Any, **fields: Any
+) -> ChatVllm:
+    """A model of class ``cls`` talking to ``server`` in ``mode`` through the async client ``http``."""
+    return cls(
+        model=mode,
+        base_url=server.base_url,
+        api_key="test",  # type: ignore[arg-type]
+        max_retries=0,
+        default_headers={ID_HEADER: request_id},
+        http_async_client=http,
+        **fields,
+    )
 
 
 class RecordingChat(ChatOpenAI):
