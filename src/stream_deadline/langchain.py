@@ -18,8 +18,8 @@ Needs ``langchain-core`` (``pip install ".[langchain]"`` from a checkout).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
@@ -56,6 +56,10 @@ class DeadlineMixin(BaseChatModel):
     :class:`~stream_deadline.StreamTimeoutError` (LangChain's error callbacks see it) after
     the model's HTTP response is closed, which makes the server stop generating.
 
+    The reasoning an OpenAI-compatible server sends as ``reasoning_content`` (vLLM's reasoning
+    parsers, DeepSeek), which ``ChatOpenAI`` drops, is kept in each chunk's
+    ``additional_kwargs``: thinking is output, and ``first_token_timeout`` does not cut it.
+
     The sync paths run the model's async path on a background event loop (one per process,
     in a thread of its own, started at the first sync call), where the watch can cut a read
     that the calling thread is blocked in. So a sync call uses the model's *async* client;
@@ -86,6 +90,24 @@ class DeadlineMixin(BaseChatModel):
                     f" class {cls.__name__}(DeadlineMixin, {model.__name__}); after it, the"
                     " model's own methods run unlimited"
                 )
+
+    def _convert_chunk_to_generation_chunk(self, chunk: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        """(ChatOpenAI and its kin) Keep the reasoning an OpenAI-compatible server sends.
+
+        vLLM's reasoning parsers and DeepSeek send it as ``reasoning_content`` (OpenRouter as
+        ``reasoning``) in each chunk's delta; ``ChatOpenAI`` drops it, so a model that thinks
+        for 10 s would look silent and ``first_token_timeout`` would cut it. The mixin keeps
+        it in the message's ``additional_kwargs``, as the provider packages (``ChatDeepSeek``)
+        do, where :func:`~stream_deadline.progress.langchain_chunk` counts it.
+        """
+        converted = getattr(super(), "_convert_chunk_to_generation_chunk")(chunk, *args, **kwargs)  # noqa: B009 (absent from BaseChatModel)
+        delta = _first_delta(chunk)
+        if converted is not None and delta:
+            kept: dict[str, Any] = converted.message.additional_kwargs
+            for key in _REASONING:
+                if delta.get(key) and key not in kept:
+                    kept[key] = delta[key]
+        return converted
 
     def _astream(
         self,
@@ -153,6 +175,16 @@ class DeadlineMixin(BaseChatModel):
 
 
 _PATHS = ("_astream", "_agenerate", "_stream", "_generate")
+_REASONING = ("reasoning_content", "reasoning")
+
+
+def _first_delta(chunk: Any) -> Mapping[str, Any]:  # noqa: ANN401 (a chunk as the model class parsed it)
+    """The delta of the first choice of a chat-completion chunk in its dict form, or ``{}``."""
+    try:
+        delta: object = chunk["choices"][0]["delta"]
+    except (KeyError, IndexError, TypeError):  # (the usage chunk has no choice)
+        return {}
+    return cast("Mapping[str, Any]", delta) if isinstance(delta, Mapping) else {}
 
 
 def _has_own(model: DeadlineMixin, name: str) -> bool:
