@@ -168,6 +168,11 @@ class CheckOnChunkChat(RecordingChat):
             yield chunk
 
 
+EARLY = 0.005
+"""Seconds a server-side sleep may end before its time, as measured on ``time.monotonic``:
+asyncio runs a timer up to its clock's resolution early, uvloop counts whole milliseconds."""
+
+
 def new_id() -> str:
     """A fresh request id for the ``x-fake-vllm-id`` header."""
     return f"test-{uuid.uuid4().hex[:12]}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from _fake_vllm import ANSWER, ID_HEADER, TOOL_ARGUMENTS, TOOL_NAME, FakeVLLM, ServerThread
-from _support import new_id
+from _support import EARLY, new_id
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -134,12 +134,12 @@ async def test_queued_sends_the_role_at_once_then_waits(quick: ServerThread) -> 
     deltas = _deltas(events)
     assert deltas[0][1] == {"role": "assistant", "content": ""}
     assert deltas[0][0] < 0.1
-    assert deltas[1][0] >= QUICK["queue_delay"]
+    assert deltas[1][0] >= QUICK["queue_delay"] - EARLY
     assert "".join(delta.get("content", "") for _, delta in deltas) == "".join(ANSWER)
     assert events[-1][1] == "[DONE]"
     generation = await quick.app.wait_stopped(request_id)
     assert generation.reason == "finished"
-    assert generation.token_times[0] - generation.started >= QUICK["queue_delay"]
+    assert generation.token_times[0] - generation.started >= QUICK["queue_delay"] - EARLY
 
 
 async def test_reasoning_thinks_before_it_answers(quick: ServerThread) -> None:
@@ -154,7 +154,7 @@ async def test_reasoning_thinks_before_it_answers(quick: ServerThread) -> None:
     assert "".join(delta.get("content", "") for delta in deltas) == "".join(ANSWER)
     generation = await quick.app.wait_stopped(request_id)
     assert len(thinking) == len(generation.reasoning_times) >= 8
-    assert generation.reasoning_times[-1] - generation.started >= QUICK["reasoning_seconds"]
+    assert generation.reasoning_times[-1] - generation.started >= QUICK["reasoning_seconds"] - EARLY
     assert generation.token_times[0] > generation.reasoning_times[-1]
 
 
@@ -191,7 +191,7 @@ async def test_slow_headers_holds_the_response_headers(quick: ServerThread) -> N
     """``slow-headers``: the response headers themselves come only after ``header_delay``."""
     request_id = new_id()
     headers, events = await _events(quick, "slow-headers", request_id)
-    assert headers >= QUICK["header_delay"]
+    assert headers >= QUICK["header_delay"] - EARLY
     assert "".join(delta.get("content", "") for _, delta in _deltas(events)) == "".join(ANSWER)
     generation = await quick.app.wait_stopped(request_id)
     assert generation.reason == "finished"

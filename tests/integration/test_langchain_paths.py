@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import openai
 import pytest
 from _fake_vllm import ANSWER, TOOL_ARGUMENTS, TOOL_NAME
-from _support import ChatVllm, new_id, record_lateness, vllm
+from _support import EARLY, ChatVllm, new_id, record_lateness, vllm
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
@@ -323,11 +323,12 @@ def test_the_call_is_cut_at_its_limit_and_the_server_stops(
     client = case.raised - case.due
     server = max((generation.stopped or math.inf) - due for generation, due in dues)
     record_lateness(case.label, client, server)
-    assert 0 <= client <= CLIENT_SLACK, f"raised {client:+.3f} s after the limit was due"
+    # (a timer may run up to the clock's resolution early: EARLY)
+    assert -EARLY <= client <= CLIENT_SLACK, f"raised {client:+.3f} s after the limit was due"
     for generation, due in dues:
         assert generation.reason == "disconnected"
         assert generation.stopped is not None
-        assert due <= generation.stopped <= due + SERVER_SLACK, (
+        assert due - EARLY <= generation.stopped <= due + SERVER_SLACK, (
             f"the server stopped {generation.stopped - due:+.3f} s after the request's limit was due"
         )
 
@@ -375,7 +376,7 @@ async def test_a_reasoning_model_is_not_cut_while_it_reasons(server: ServerThrea
     assert message is not None
     assert message.content == "".join(ANSWER)
     assert generation.reason == "finished"
-    assert generation.token_times[0] - generation.started >= 2.0  # the first content came late
+    assert generation.token_times[0] - generation.started >= 2.0 - EARLY  # the first content came late
 
 
 @pytest.mark.anyio
