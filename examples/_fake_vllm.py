@@ -1,21 +1,22 @@
 """A fake vLLM: an OpenAI-compatible chat endpoint that misbehaves on request.
 
-It serves ``POST /v1/chat/completions``, streaming (``stream=True``: Server-Sent Events, as
-vLLM does) or not, in one of these modes, chosen per request by the model name
+It serves ``POST /v1/chat/completions``, streaming (``stream=True``: Server-Sent Events,
+as vLLM does) or not, in one of these modes, chosen per request by the model name
 (``model="babble"``) or, failing that, by the ``x-fake-vllm-mode`` header:
 
 ``babble``
-    a token every ``token_interval`` seconds (20 ms) until ``max_seconds`` pass: a model that
-    never stops until it hits its maximum length.
+    a token every ``token_interval`` seconds (20 ms) until ``max_seconds`` pass: a model
+    that never stops until it hits its maximum length.
 ``stall``
-    ``stall_after`` tokens, then no token at all, only an SSE comment line ``: keep-alive``
-    every ``keepalive_interval`` seconds (0.5 s), so the socket never goes quiet and no read
-    timeout ever fires.
+    ``stall_after`` tokens, then no token at all, only an SSE comment line
+    ``: keep-alive`` every ``keepalive_interval`` seconds (0.5 s), so the socket never
+    goes quiet and no read timeout ever fires.
 ``slow-start``
     the first token only after ``slow_start_delay`` seconds (5 s), then a normal answer.
 ``queued``
-    the role-only first chunk at once (as vLLM sends it when it accepts the request), then
-    ``queue_delay`` seconds (5 s) in the queue before the first token, then a normal answer.
+    the role-only first chunk at once (as vLLM sends it when it accepts the request),
+    then ``queue_delay`` seconds (5 s) in the queue before the first token, then a
+    normal answer.
 ``slow-headers``
     no response at all, not even the headers, for ``header_delay`` seconds (5 s), then a
     normal answer: a server (or a gateway in front of it) that holds the request.
@@ -23,32 +24,32 @@ vLLM does) or not, in one of these modes, chosen per request by the model name
     the role chunk, then a ``reasoning_content`` chunk every ``token_interval`` for
     ``reasoning_seconds`` (2 s), then a normal answer in ``content``: a reasoning model.
 ``tools``
-    the role chunk, then a tool call only: a chunk naming the function (``get_weather``), its
-    arguments (:data:`TOOL_ARGUMENTS`) in pieces of two characters every ``token_interval``,
-    no content, and ``finish_reason="tool_calls"``.
+    the role chunk, then a tool call only: a chunk naming the function
+    (``get_weather``), its arguments (:data:`TOOL_ARGUMENTS`) in pieces of two
+    characters every ``token_interval``, no content, and ``finish_reason="tool_calls"``.
 ``finish``
     a short normal answer ending with ``finish_reason="stop"`` and ``data: [DONE]``.
 
-A stream ends with a usage chunk (``choices: []``) before ``[DONE]`` when the request asks
-for it (``stream_options: {"include_usage": true}``).
+A stream ends with a usage chunk (``choices: []``) before ``[DONE]`` when the request
+asks for it (``stream_options: {"include_usage": true}``).
 
 Without ``stream`` (or with ``stream`` false) the answer is one ``chat.completion`` JSON
 object, sent once the whole generation would have taken place: ``babble`` and ``stall``
 after ``max_seconds`` (``finish_reason="length"``, having hit the cap), ``slow-start``,
 ``queued`` and ``slow-headers`` after their delay, ``reasoning`` after
-``reasoning_seconds`` (with the reasoning in ``message.reasoning_content``), ``tools`` and
-``finish`` at once. Meanwhile the server watches the connection (every 5 ms), so a client
-that gives up is seen as soon as it goes.
+``reasoning_seconds`` (with the reasoning in ``message.reasoning_content``), ``tools``
+and ``finish`` at once. Meanwhile the server watches the connection (every 5 ms), so a
+client that gives up is seen as soon as it goes.
 
-Like vLLM, which aborts a request when its client disconnects, the server stops generating
-as soon as the client goes away (Starlette's ``StreamingResponse`` listens for
-``http.disconnect`` and cancels the generator; before the response starts, the server polls
-for it). For every request it records a :class:`Generation`: when generation started and
-stopped, why it stopped and when each piece of output went out, on the
-:func:`time.monotonic` clock, which is also what asyncio's ``loop.time()`` reads, so client
-and server times compare directly. A request is found by the id the client sends in the
-``x-fake-vllm-id`` header (several requests may share one: :meth:`FakeVLLM.generations_of`),
-or by its order.
+Like vLLM, which aborts a request when its client disconnects, the server stops
+generating as soon as the client goes away (Starlette's ``StreamingResponse`` listens
+for ``http.disconnect`` and cancels the generator; before the response starts, the
+server polls for it). For every request it records a :class:`Generation`: when
+generation started and stopped, why it stopped and when each piece of output went out,
+on the :func:`time.monotonic` clock, which is also what asyncio's ``loop.time()`` reads,
+so client and server times compare directly. A request is found by the id the client
+sends in the ``x-fake-vllm-id`` header (several requests may share one:
+:meth:`FakeVLLM.generations_of`), or by its order.
 
 :class:`ServerThread` runs the app with uvicorn on ``127.0.0.1`` and a free port, in a
 background thread with its own event loop::
@@ -91,7 +92,16 @@ __all__ = [
     "ServerThread",
 ]
 
-Mode = Literal["babble", "stall", "slow-start", "queued", "slow-headers", "reasoning", "tools", "finish"]
+Mode = Literal[
+    "babble",
+    "stall",
+    "slow-start",
+    "queued",
+    "slow-headers",
+    "reasoning",
+    "tools",
+    "finish",
+]
 MODES: tuple[Mode, ...] = get_args(Mode)
 Reason = Literal["finished", "disconnected", "length"]
 
@@ -107,7 +117,8 @@ DISCONNECT_POLL = 0.005
 
 @dataclass
 class Generation:
-    """What the server did for one request (times on the :func:`time.monotonic` clock)."""
+    """What the server did for one request (times on the :func:`time.monotonic`
+    clock)."""
 
     request_id: str
     mode: Mode
@@ -125,7 +136,8 @@ class Generation:
     reasoning_times: list[float] = field(default_factory=list)
     """When each ``reasoning_content`` chunk was sent."""
     tool_times: list[float] = field(default_factory=list)
-    """When each tool-call chunk (the name, then each piece of the arguments) was sent."""
+    """When each tool-call chunk (the name, then each piece of the arguments) was
+    sent."""
     keepalive_times: list[float] = field(default_factory=list)
     """When each ``: keep-alive`` comment line was sent."""
 
@@ -154,13 +166,16 @@ class FakeVLLM:
     """The ASGI app (a Starlette app) and the record of every generation it ran.
 
     Args:
-        token_interval: seconds between two tokens (and two reasoning or tool-call chunks).
+        token_interval: seconds between two tokens (and two reasoning or tool-call
+            chunks).
         keepalive_interval: seconds between two keep-alive comments in ``stall`` mode.
         stall_after: tokens sent in ``stall`` mode before the stall.
         slow_start_delay: seconds before the first token in ``slow-start`` mode.
-        queue_delay: seconds between the role chunk and the first token in ``queued`` mode.
+        queue_delay: seconds between the role chunk and the first token in ``queued``
+            mode.
         header_delay: seconds before the response headers in ``slow-headers`` mode.
-        reasoning_seconds: seconds of reasoning chunks before the answer in ``reasoning`` mode.
+        reasoning_seconds: seconds of reasoning chunks before the answer in
+            ``reasoning`` mode.
         max_seconds: the server's own cap on every generation (its "maximum length").
     """
 
@@ -187,18 +202,26 @@ class FakeVLLM:
         self.generations: list[Generation] = []
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        self.app = Starlette(
+            routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])]
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
     def generations_of(self, request_id: str) -> list[Generation]:
-        """The records of every request sent with ``x-fake-vllm-id: request_id``, in order."""
+        """The records of every request sent with ``x-fake-vllm-id: request_id``, in
+        order."""
         with self._lock:
-            return [generation for generation in self.generations if generation.request_id == request_id]
+            return [
+                generation
+                for generation in self.generations
+                if generation.request_id == request_id
+            ]
 
     def generation(self, request_id: str) -> Generation:
-        """The record of the (first) request sent with ``x-fake-vllm-id: request_id``."""
+        """The record of the (first) request sent with
+        ``x-fake-vllm-id: request_id``."""
         found = self.generations_of(request_id)
         if not found:
             raise LookupError(f"the server saw no request with id {request_id!r}")
@@ -212,24 +235,32 @@ class FakeVLLM:
         (generation,) = await self.wait_all_stopped(request_id, 1, within=within)
         return generation
 
-    async def wait_all_stopped(self, request_id: str, count: int, within: float = 5.0) -> list[Generation]:
-        """Wait (on asyncio) until ``count`` requests with this id have come and stopped.
+    async def wait_all_stopped(
+        self, request_id: str, count: int, within: float = 5.0
+    ) -> list[Generation]:
+        """Wait (on asyncio) until ``count`` requests with this id have come and
+        stopped.
 
         Raises :class:`TimeoutError` if they have not after ``within`` seconds.
         """
         give_up = time.monotonic() + within
         while True:
             found = self.generations_of(request_id)
-            if len(found) >= count and not any(generation.running for generation in found):
+            if len(found) >= count and not any(
+                generation.running for generation in found
+            ):
                 return found
             if time.monotonic() >= give_up:
                 raise TimeoutError(
                     f"request {request_id!r}: {len(found)} of {count} seen,"
-                    f" {sum(g.running for g in found)} still generating after {within:g} s"
+                    f" {sum(g.running for g in found)} still generating"
+                    f" after {within:g} s"
                 )
             await asyncio.sleep(0.005)
 
-    def wait_all_stopped_sync(self, request_id: str, count: int, within: float = 5.0) -> list[Generation]:
+    def wait_all_stopped_sync(
+        self, request_id: str, count: int, within: float = 5.0
+    ) -> list[Generation]:
         """:meth:`wait_all_stopped` for a thread with no event loop."""
         return asyncio.run(self.wait_all_stopped(request_id, count, within=within))
 
@@ -238,22 +269,37 @@ class FakeVLLM:
         model = str(body.get("model", ""))
         mode = model if model in MODES else request.headers.get(MODE_HEADER, "finish")
         if mode not in MODES:
-            return JSONResponse({"error": {"message": f"unknown mode {mode!r}"}}, status_code=400)
+            return JSONResponse(
+                {"error": {"message": f"unknown mode {mode!r}"}}, status_code=400
+            )
         request_id = request.headers.get(ID_HEADER) or f"req-{next(self._counter)}"
         streamed = bool(body.get("stream"))
-        generation = Generation(request_id, mode, time.monotonic(), streamed=streamed)  # type: ignore[arg-type]
+        generation = Generation(
+            request_id,
+            mode,  # type: ignore[arg-type]
+            time.monotonic(),
+            streamed=streamed,
+        )
         with self._lock:
             self.generations.append(generation)
         if not streamed:
             return await self._answer(request, generation, model)
-        if mode == "slow-headers" and not await _wait_unless_gone(request, self.header_delay):
+        if mode == "slow-headers" and not await _wait_unless_gone(
+            request, self.header_delay
+        ):
             generation.stop("disconnected")
             return Response(status_code=499)  # nobody reads it
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return _ClosingStream(self._generate(generation, model, usage=usage), media_type="text/event-stream")
+        return _ClosingStream(
+            self._generate(generation, model, usage=usage),
+            media_type="text/event-stream",
+        )
 
-    async def _answer(self, request: Request, generation: Generation, model: str) -> Response:
-        """The non-streaming answer: one ``chat.completion``, once it would be complete."""
+    async def _answer(
+        self, request: Request, generation: Generation, model: str
+    ) -> Response:
+        """The non-streaming answer: one ``chat.completion``, once it would be
+        complete."""
         capped = generation.mode in {"babble", "stall"}
         delay = {
             "babble": self.max_seconds,
@@ -274,10 +320,17 @@ class FakeVLLM:
             message["reasoning_content"] = "Let me think. The user greets me."
         elif generation.mode == "tools":
             message["content"] = None
-            message["tool_calls"] = [_tool_call(generation.request_id, TOOL_NAME, TOOL_ARGUMENTS)]
+            message["tool_calls"] = [
+                _tool_call(generation.request_id, TOOL_NAME, TOOL_ARGUMENTS)
+            ]
             finish_reason = "tool_calls"
         generation.stop("length" if capped else "finished")
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
         return JSONResponse(
             {
                 "id": f"chatcmpl-{generation.request_id}",
@@ -285,17 +338,24 @@ class FakeVLLM:
                 "created": 0,
                 "model": model,
                 "choices": [choice],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 50, "total_tokens": 55},
+                "usage": {
+                    "prompt_tokens": 5,
+                    "completion_tokens": 50,
+                    "total_tokens": 55,
+                },
             }
         )
 
-    async def _generate(self, generation: Generation, model: str, *, usage: bool) -> AsyncIterator[str]:
+    async def _generate(
+        self, generation: Generation, model: str, *, usage: bool
+    ) -> AsyncIterator[str]:
         reason: Reason = "disconnected"  # unless the code below ends by itself
         chunk = _Chunks(model, generation.request_id)
         capped = generation.mode in {"babble", "stall"}
         try:
             if generation.mode == "slow-start":
-                await asyncio.sleep(self.slow_start_delay)  # nothing at all, not even the role
+                # nothing at all, not even the role
+                await asyncio.sleep(self.slow_start_delay)
             yield chunk.data({"role": "assistant", "content": ""})
             if generation.mode == "queued":
                 await asyncio.sleep(self.queue_delay)  # accepted, waiting for a slot
@@ -311,7 +371,13 @@ class FakeVLLM:
             async for event in body:
                 yield event
             reason = "length" if capped else "finished"
-            finish_reason = "length" if capped else "tool_calls" if generation.mode == "tools" else "stop"
+            finish_reason = (
+                "length"
+                if capped
+                else "tool_calls"
+                if generation.mode == "tools"
+                else "stop"
+            )
             yield chunk.data({}, finish_reason=finish_reason)
             if usage:
                 yield chunk.usage(generation.tokens)
@@ -319,8 +385,11 @@ class FakeVLLM:
         finally:
             generation.stop(reason)
 
-    async def _reasoning(self, generation: Generation, chunk: _Chunks) -> AsyncIterator[str]:
-        """A ``reasoning_content`` chunk every ``token_interval`` for ``reasoning_seconds``."""
+    async def _reasoning(
+        self, generation: Generation, chunk: _Chunks
+    ) -> AsyncIterator[str]:
+        """A ``reasoning_content`` chunk every ``token_interval`` for
+        ``reasoning_seconds``."""
         thinking_until = time.monotonic() + self.reasoning_seconds
         n = 0
         while time.monotonic() < thinking_until:
@@ -329,8 +398,11 @@ class FakeVLLM:
             generation.reasoning_times.append(time.monotonic())
             yield chunk.data({"reasoning_content": f" thought{n}"})
 
-    async def _tokens_until_cap(self, generation: Generation, chunk: _Chunks) -> AsyncIterator[str]:
-        """``babble``: a token every ``token_interval``; ``stall``: a few, then keep-alives."""
+    async def _tokens_until_cap(
+        self, generation: Generation, chunk: _Chunks
+    ) -> AsyncIterator[str]:
+        """``babble``: a token every ``token_interval``; ``stall``: a few, then
+        keep-alives."""
         cap = generation.started + self.max_seconds
         n = 0
         while time.monotonic() < cap:
@@ -345,17 +417,31 @@ class FakeVLLM:
             generation.token_times.append(time.monotonic())
             yield chunk.data({"content": f" tok{n}"})
 
-    async def _tool_call(self, generation: Generation, chunk: _Chunks) -> AsyncIterator[str]:
-        """The function's name, then its arguments two characters at a time; no content."""
+    async def _tool_call(
+        self, generation: Generation, chunk: _Chunks
+    ) -> AsyncIterator[str]:
+        """The function's name, then its arguments two characters at a time; no
+        content."""
         generation.tool_times.append(time.monotonic())
-        yield chunk.data({"tool_calls": [{"index": 0, **_tool_call(generation.request_id, TOOL_NAME, "")}]})
+        yield chunk.data(
+            {
+                "tool_calls": [
+                    {"index": 0, **_tool_call(generation.request_id, TOOL_NAME, "")}
+                ]
+            }
+        )
         for start in range(0, len(TOOL_ARGUMENTS), 2):
             await asyncio.sleep(self.token_interval)
-            piece = {"index": 0, "function": {"arguments": TOOL_ARGUMENTS[start : start + 2]}}
+            piece = {
+                "index": 0,
+                "function": {"arguments": TOOL_ARGUMENTS[start : start + 2]},
+            }
             generation.tool_times.append(time.monotonic())
             yield chunk.data({"tool_calls": [piece]})
 
-    async def _answer_tokens(self, generation: Generation, chunk: _Chunks) -> AsyncIterator[str]:
+    async def _answer_tokens(
+        self, generation: Generation, chunk: _Chunks
+    ) -> AsyncIterator[str]:
         """The short normal answer, a token every ``token_interval``."""
         for n, token in enumerate(ANSWER):
             if n:
@@ -365,7 +451,8 @@ class FakeVLLM:
 
 
 async def _wait_unless_gone(request: Request, seconds: float) -> bool:
-    """Wait ``seconds``, watching the connection; ``False`` as soon as the client has gone."""
+    """Wait ``seconds``, watching the connection; ``False`` as soon as the client has
+    gone."""
     until = time.monotonic() + seconds
     while (left := until - time.monotonic()) > 0:
         if await request.is_disconnected():
@@ -385,9 +472,10 @@ def _tool_call(request_id: str, name: str, arguments: str) -> dict[str, Any]:
 class _ClosingStream(StreamingResponse):
     """A ``StreamingResponse`` that closes its generator as soon as the response ends.
 
-    When the client disconnects, Starlette cancels the task sending the body; the generator
-    may then be suspended at a ``yield`` rather than in a ``sleep``, and would only be
-    finalized by the garbage collector. Closing it here runs its ``finally`` at once.
+    When the client disconnects, Starlette cancels the task sending the body; the
+    generator may then be suspended at a ``yield`` rather than in a ``sleep``, and would
+    only be finalized by the garbage collector. Closing it here runs its ``finally`` at
+    once.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -407,24 +495,39 @@ class _Chunks:
         self.id = f"chatcmpl-{request_id}"
 
     def data(self, delta: dict[str, Any], finish_reason: str | None = None) -> str:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        choice = {
+            "index": 0,
+            "delta": delta,
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
         return self._event({"choices": [choice]})
 
     def usage(self, tokens: int) -> str:
-        usage = {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": 5 + tokens}
+        usage = {
+            "prompt_tokens": 5,
+            "completion_tokens": tokens,
+            "total_tokens": 5 + tokens,
+        }
         return self._event({"choices": [], "usage": usage})
 
     def _event(self, fields: dict[str, Any]) -> str:
-        payload = {"id": self.id, "object": "chat.completion.chunk", "created": 0, "model": self.model}
+        payload = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": self.model,
+        }
         return f"data: {json.dumps(payload | fields)}\n\n"
 
 
 class ServerThread:
-    """Serve an ASGI app with uvicorn on ``127.0.0.1`` and a free port, in a background thread.
+    """Serve an ASGI app with uvicorn on ``127.0.0.1`` and a free port, in a background
+    thread.
 
     Use it as a context manager: entering returns once the server accepts connections;
-    leaving stops it (open streams get ``shutdown_timeout`` seconds to end) and joins the
-    thread.
+    leaving stops it (open streams get ``shutdown_timeout`` seconds to end) and joins
+    the thread.
     """
 
     def __init__(self, app: FakeVLLM, *, shutdown_timeout: float = 2.0) -> None:
@@ -443,7 +546,10 @@ class ServerThread:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, name="fake-vllm", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name="fake-vllm",
+            daemon=True,
         )
 
     @property

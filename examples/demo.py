@@ -1,22 +1,25 @@
-"""The incident, replayed offline: a babbling and a stalled model server, naive fixes vs ``with_deadline``.
+"""The incident, replayed offline: a babbling and a stalled model server, naive fixes vs
+``with_deadline``.
 
 A fake vLLM (``examples/_fake_vllm.py``) runs in-process on 127.0.0.1. A LangChain chain
-(``prompt | ChatOpenAI``) asks it a question with a 3 s deadline, in two scenarios, each time
-side by side with a naive fix run at the same moment:
+(``prompt | ChatOpenAI``) asks it a question with a 3 s deadline, in two scenarios, each
+time side by side with a naive fix run at the same moment:
 
-1. **babble**: the model never stops (a token every 20 ms). Naive fix: ``asyncio.timeout``
-   inside ``_astream``, which never fires in a chain (each chunk is pulled in a new task).
-2. **stall**: three tokens, then only SSE keep-alive comments. Naive fix: the blog's check of
-   the elapsed time on each chunk, which cannot act when no chunk comes.
+1. **babble**: the model never stops (a token every 20 ms). Naive fix:
+   ``asyncio.timeout`` inside ``_astream``, which never fires in a chain (each chunk is
+   pulled in a new task).
+2. **stall**: three tokens, then only SSE keep-alive comments. Naive fix: the blog's
+   check of the elapsed time on each chunk, which cannot act when no chunk comes.
 
 The demo gives up on a naive stream 3 s after its deadline. It prints the tokens of the
-``with_deadline`` stream live, then a timeline per scenario (when the deadline passed, when
-the client raised, when the server stopped generating, how many tokens were generated after
-the deadline), and draws the timelines to a PNG (``--output``, by default
-``build/demo-timeline.png``; the docs' picture is made with
+``with_deadline`` stream live, then a timeline per scenario (when the deadline passed,
+when the client raised, when the server stopped generating, how many tokens were
+generated after the deadline), and draws the timelines to a PNG (``--output``, by
+default ``build/demo-timeline.png``; the docs' picture is made with
 ``--output docs/images/demo-timeline.png``). No GPU, no API key, no model; about 15 s.
 
-    nox -s demo              # or: python examples/demo.py [--output PATH] [--deadline SECONDS]
+    nox -s demo  # or:
+    python examples/demo.py [--output PATH] [--deadline SECONDS]
 """
 
 from __future__ import annotations
@@ -49,18 +52,23 @@ class NaiveTimeoutChatOpenAI(ChatOpenAI):
 
     stream_timeout: float | None = 45.0
 
-    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
         async with asyncio.timeout(self.stream_timeout):
             async for chunk in super()._astream(*args, **kwargs):
                 yield chunk
 
 
 class CheckOnChunkChatOpenAI(ChatOpenAI):
-    """The blog's fix: compare the elapsed time with the limit when each chunk arrives."""
+    """The blog's fix: compare the elapsed time with the limit when each chunk
+    arrives."""
 
     stream_timeout: float = 45.0
 
-    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
         start = time.monotonic()
         async for chunk in super()._astream(*args, **kwargs):
             if time.monotonic() - start > self.stream_timeout:
@@ -69,13 +77,16 @@ class CheckOnChunkChatOpenAI(ChatOpenAI):
 
 
 FIRST_PULLS: dict[str, float] = {}
-"""When each stream was first pulled (when a ``with_deadline`` stream starts its clock), by request id."""
+"""When each stream was first pulled (when a ``with_deadline`` stream starts its clock),
+by request id."""
 
 
 class RecordFirstPull(ChatOpenAI):
     """Notes when the stream is first pulled, then passes everything through."""
 
-    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
         FIRST_PULLS[str((self.default_headers or {})[ID_HEADER])] = time.monotonic()
         async for chunk in super()._astream(*args, **kwargs):
             yield chunk
@@ -83,7 +94,8 @@ class RecordFirstPull(ChatOpenAI):
 
 @dataclass
 class Outcome:
-    """One stream, as the client and the server saw it (times in seconds since its first pull)."""
+    """One stream, as the client and the server saw it (times in seconds since its first
+    pull)."""
 
     name: str
     started: float
@@ -101,7 +113,8 @@ class Outcome:
 async def run_chain(
     cls: type[ChatOpenAI], server: ServerThread, mode: str, name: str, deadline: float
 ) -> Outcome:
-    """Stream one answer through ``prompt | model``; give up ``GIVE_UP_AFTER`` s past the deadline.
+    """Stream one answer through ``prompt | model``; give up ``GIVE_UP_AFTER`` s past
+    the deadline.
 
     The tokens of the ``with_deadline`` stream are printed as they come.
     """
@@ -157,13 +170,25 @@ def timeline(title: str, deadline: float, outcomes: list[Outcome]) -> None:
         ("deadline passed", [fmt(deadline) for _ in outcomes]),
         (
             "client raised",
-            [fmt(o.since(o.raised), f"never (gave up {fmt(o.since(o.gave_up)).strip()})") for o in outcomes],
+            [
+                fmt(
+                    o.since(o.raised),
+                    f"never (gave up {fmt(o.since(o.gave_up)).strip()})",
+                )
+                for o in outcomes
+            ],
         ),
         (
             "server stopped generating",
-            [fmt(o.since(o.generation.stopped if o.generation else None)) for o in outcomes],
+            [
+                fmt(o.since(o.generation.stopped if o.generation else None))
+                for o in outcomes
+            ],
         ),
-        ("tokens generated", [str(o.generation.tokens if o.generation else 0) for o in outcomes]),
+        (
+            "tokens generated",
+            [str(o.generation.tokens if o.generation else 0) for o in outcomes],
+        ),
         (
             "tokens generated after deadline",
             [str(wasted(o, deadline)) for o in outcomes],
@@ -172,7 +197,9 @@ def timeline(title: str, deadline: float, outcomes: list[Outcome]) -> None:
             "keep-alives after deadline",
             [
                 str(
-                    sum(t - o.started > deadline for t in o.generation.keepalive_times) if o.generation else 0
+                    sum(t - o.started > deadline for t in o.generation.keepalive_times)
+                    if o.generation
+                    else 0
                 )
                 for o in outcomes
             ],
@@ -189,8 +216,11 @@ def wasted(outcome: Outcome, deadline: float) -> int:
     return sum(t - outcome.started > deadline for t in outcome.generation.token_times)
 
 
-def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]) -> None:
-    """Tokens generated by the server over time, per approach, with the deadline and the stops."""
+def plot(
+    path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
+) -> None:
+    """Tokens generated by the server over time, per approach, with the deadline and the
+    stops."""
     import matplotlib as mpl  # noqa: PLC0415 (only the demo needs matplotlib)
 
     mpl.use("Agg")
@@ -201,7 +231,8 @@ def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
     for ax, (title, outcomes) in zip(axes, scenarios, strict=True):
         top = 0
         lanes = 0
-        for outcome in sorted(outcomes, key=lambda o: o.name == "with_deadline"):  # ours drawn on top
+        # ours drawn on top
+        for outcome in sorted(outcomes, key=lambda o: o.name == "with_deadline"):
             generation = outcome.generation
             if generation is None:
                 continue
@@ -219,25 +250,45 @@ def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
                 lw=3.2 if ours else 2,
                 alpha=1 if ours else 0.75,
                 label=(
-                    f"{outcome.name}: still generating when the demo gave up ({stop:.1f} s)"
+                    f"{outcome.name}: still generating when the demo gave up"
+                    f" ({stop:.1f} s)"
                     if outcome.gave_up is not None
                     else f"{outcome.name}: generation stopped at {stop:.2f} s"
                 ),
             )
-            ax.plot(stop, counts[-1], marker="X", ms=12, color=color, mec="black", zorder=5)
+            ax.plot(
+                stop, counts[-1], marker="X", ms=12, color=color, mec="black", zorder=5
+            )
             keepalives = [t - outcome.started for t in generation.keepalive_times]
             if keepalives:
                 lanes += 1
-                ax.plot(keepalives, [-0.3 * lanes] * len(keepalives), "|", ms=10, mew=2, color=color)
+                ax.plot(
+                    keepalives,
+                    [-0.3 * lanes] * len(keepalives),
+                    "|",
+                    ms=10,
+                    mew=2,
+                    color=color,
+                )
         span = top * 1.25 + 1
         if lanes:
-            ax.text(0.05, -0.3 * lanes - 0.3, "keep-alive comments sent", fontsize=8, color="dimgray")
+            ax.text(
+                0.05,
+                -0.3 * lanes - 0.3,
+                "keep-alive comments sent",
+                fontsize=8,
+                color="dimgray",
+            )
             ax.set_ylim(-0.3 * lanes - 0.45, span)
         else:
             ax.set_ylim(-0.05 * span, span)
         ax.axvline(deadline, color="black", ls="--", lw=1.2)
         ax.text(
-            deadline + 0.05, 0.55, f"deadline {deadline:g} s", fontsize=9, transform=ax.get_xaxis_transform()
+            deadline + 0.05,
+            0.55,
+            f"deadline {deadline:g} s",
+            fontsize=9,
+            transform=ax.get_xaxis_transform(),
         )
         ax.set_title(title, fontsize=11)
         ax.set_xlabel("seconds since the stream's first pull")
@@ -247,7 +298,8 @@ def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=9)
     fig.suptitle(
-        "prompt | ChatOpenAI against a misbehaving vLLM: when does the server stop generating? (✕ = stop)"
+        "prompt | ChatOpenAI against a misbehaving vLLM:"
+        " when does the server stop generating? (✕ = stop)"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -256,24 +308,41 @@ def plot(path: Path, deadline: float, scenarios: list[tuple[str, list[Outcome]]]
 
 async def main(server: ServerThread, deadline: float, output: Path | None) -> None:
     """Run both scenarios, print the timelines and draw the chart."""
-    print(f"1) babble: the model never stops. Chain with a {deadline:g} s deadline (with_deadline), live:\n")
+    print(
+        f"1) babble: the model never stops. Chain with a {deadline:g} s deadline"
+        " (with_deadline), live:\n"
+    )
     babble = await asyncio.gather(
         run_chain(ChatVllm, server, "babble", "with_deadline", deadline),
-        run_chain(NaiveTimeoutChatOpenAI, server, "babble", "naive asyncio.timeout", deadline),
+        run_chain(
+            NaiveTimeoutChatOpenAI, server, "babble", "naive asyncio.timeout", deadline
+        ),
     )
     timeline(
-        f"babble, {deadline:g} s deadline (seconds since the stream's first pull)", deadline, list(babble)
+        f"babble, {deadline:g} s deadline (seconds since the stream's first pull)",
+        deadline,
+        list(babble),
     )
 
-    print(f"\n2) stall: three tokens, then only keep-alive comments. Same chain, {deadline:g} s deadline:\n")
+    print(
+        "\n2) stall: three tokens, then only keep-alive comments."
+        f" Same chain, {deadline:g} s deadline:\n"
+    )
     stall = await asyncio.gather(
         run_chain(ChatVllm, server, "stall", "with_deadline", deadline),
-        run_chain(CheckOnChunkChatOpenAI, server, "stall", "naive check-on-chunk", deadline),
+        run_chain(
+            CheckOnChunkChatOpenAI, server, "stall", "naive check-on-chunk", deadline
+        ),
     )
-    timeline(f"stall, {deadline:g} s deadline (seconds since the stream's first pull)", deadline, list(stall))
+    timeline(
+        f"stall, {deadline:g} s deadline (seconds since the stream's first pull)",
+        deadline,
+        list(stall),
+    )
     print(
-        f"\nThe naive streams were still open when the demo gave up on them, {GIVE_UP_AFTER:g} s past"
-        " the deadline; a real vLLM would have kept generating until max_tokens."
+        "\nThe naive streams were still open when the demo gave up on them,"
+        f" {GIVE_UP_AFTER:g} s past the deadline; a real vLLM would have kept"
+        " generating until max_tokens."
     )
     if output is not None:
         plot(
@@ -289,10 +358,24 @@ async def main(server: ServerThread, deadline: float, output: Path | None) -> No
 
 def cli() -> None:
     """Parse the options and run the demo against an in-process fake vLLM."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--deadline", type=float, default=3.0, help="the chain's deadline in seconds (3)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the PNG timeline")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=3.0,
+        help="the chain's deadline in seconds (3)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="where to write the PNG timeline",
+    )
+    parser.add_argument(
+        "--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     with ServerThread(FakeVLLM()) as server:

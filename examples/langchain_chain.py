@@ -1,12 +1,13 @@
 """A LangChain chain whose model carries its limits: async and sync calls end on time.
 
-``ChatVllm`` is ``ChatOpenAI`` with :class:`stream_deadline.langchain.DeadlineMixin` in front:
-``stream_timeout``, ``first_token_timeout`` and ``idle_timeout`` are set once, where the model
-is made, and every call path honours them. The chain ``prompt | model`` pulls every chunk in a
-new task, which defeats ``asyncio.timeout``; the limits here are kept by the stream itself, so
-they hold, and at the limit the HTTP connection is closed, so the server stops generating.
-The sync ``chain.stream()`` is cut the same way: the mixin runs the model's async path on a
-background event loop, where the watch can act while this thread waits.
+``ChatVllm`` is ``ChatOpenAI`` with :class:`stream_deadline.langchain.DeadlineMixin` in
+front: ``stream_timeout``, ``first_token_timeout`` and ``idle_timeout`` are set once,
+where the model is made, and every call path honours them. The chain ``prompt | model``
+pulls every chunk in a new task, which defeats ``asyncio.timeout``; the limits here are
+kept by the stream itself, so they hold, and at the limit the HTTP connection is closed,
+so the server stops generating. The sync ``chain.stream()`` is cut the same way: the
+mixin runs the model's async path on a background event loop, where the watch can act
+while this thread waits.
 
 It runs offline against a fake vLLM that babbles forever (``examples/_fake_vllm.py``)::
 
@@ -31,7 +32,8 @@ class ChatVllm(DeadlineMixin, ChatOpenAI):
 
 
 def chain_for(server: ServerThread, request_id: str) -> object:
-    """``prompt | model``, the model limited to 1.5 s per call (1 s to the first token)."""
+    """``prompt | model``, the model limited to 1.5 s per call (1 s to the first
+    token)."""
     model = ChatVllm(
         model="babble",
         base_url=server.base_url,
@@ -48,12 +50,19 @@ async def ask_async(server: ServerThread) -> None:
     chain = chain_for(server, "async")
     started = time.monotonic()
     try:
-        async for chunk in chain.astream({"question": "Tell me everything."}):  # type: ignore[attr-defined]
+        async for chunk in chain.astream(  # type: ignore[attr-defined]
+            {"question": "Tell me everything."}
+        ):
             print(chunk.content, end="", flush=True)
     except StreamTimeoutError as exc:
-        print(f"\n\n{type(exc).__name__} after {time.monotonic() - started:.2f} s: {exc}")
+        print(
+            f"\n\n{type(exc).__name__} after {time.monotonic() - started:.2f} s: {exc}"
+        )
     generation = await server.app.wait_stopped("async")
-    print(f"server: generation {generation.reason} after sending {generation.tokens} tokens")
+    print(
+        f"server: generation {generation.reason}"
+        f" after sending {generation.tokens} tokens"
+    )
 
 
 def ask_sync(server: ServerThread) -> None:
@@ -61,12 +70,20 @@ def ask_sync(server: ServerThread) -> None:
     chain = chain_for(server, "sync")
     started = time.monotonic()
     try:
-        for chunk in chain.stream({"question": "Tell me everything."}):  # type: ignore[attr-defined]
+        for chunk in chain.stream(  # type: ignore[attr-defined]
+            {"question": "Tell me everything."}
+        ):
             print(chunk.content, end="", flush=True)
     except StreamTimeoutError as exc:
-        print(f"\n\n{type(exc).__name__} after {time.monotonic() - started:.2f} s (sync): {exc}")
+        print(
+            f"\n\n{type(exc).__name__} after {time.monotonic() - started:.2f} s"
+            f" (sync): {exc}"
+        )
     generation = asyncio.run(server.app.wait_stopped("sync"))
-    print(f"server: generation {generation.reason} after sending {generation.tokens} tokens")
+    print(
+        f"server: generation {generation.reason}"
+        f" after sending {generation.tokens} tokens"
+    )
 
 
 if __name__ == "__main__":

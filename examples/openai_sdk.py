@@ -1,9 +1,11 @@
-"""The openai SDK's stream with a deadline: ``with_deadline(await create(stream=True), seconds)``.
+"""The openai SDK's stream with a deadline:
+``with_deadline(await create(stream=True), seconds)``.
 
-``AsyncOpenAI().chat.completions.create(stream=True)`` returns an ``AsyncStream``. Wrapped in
-``with_deadline``, it is closed at the deadline (its ``close()`` closes the HTTP response), so
-the server sees the client go away and stops generating. Here the fake vLLM stalls: after a
-few tokens it sends only SSE keep-alive comments, so no read timeout would ever fire.
+``AsyncOpenAI().chat.completions.create(stream=True)`` returns an ``AsyncStream``.
+Wrapped in ``with_deadline``, it is closed at the deadline (its ``close()`` closes the
+HTTP response), so the server sees the client go away and stops generating. Here the
+fake vLLM stalls: after a few tokens it sends only SSE keep-alive comments, so no read
+timeout would ever fire.
 
     python examples/openai_sdk.py
 """
@@ -20,7 +22,8 @@ from stream_deadline import StreamTimeoutError, with_deadline
 
 
 async def main(server: ServerThread) -> None:
-    """Stream from a stalling server with a 1.5 s deadline and show that the response was closed."""
+    """Stream from a stalling server with a 1.5 s deadline and show that the response
+    was closed."""
     async with AsyncOpenAI(
         base_url=server.base_url, api_key="test", default_headers={ID_HEADER: "example"}
     ) as client:
@@ -33,10 +36,16 @@ async def main(server: ServerThread) -> None:
                 for choice in chunk.choices:
                     print(choice.delta.content or "", end="", flush=True)
         except StreamTimeoutError as exc:
-            print(f"\n\n{type(exc).__name__} after {time.monotonic() - started:.2f} s: {exc}")
+            print(
+                f"\n\n{type(exc).__name__} after"
+                f" {time.monotonic() - started:.2f} s: {exc}"
+            )
         print(f"response closed: {stream.response.is_closed}")
     generation = await server.app.wait_stopped("example")
-    print(f"server: generation {generation.reason} after {generation.keepalives} keep-alives")
+    print(
+        f"server: generation {generation.reason}"
+        f" after {generation.keepalives} keep-alives"
+    )
 
 
 if __name__ == "__main__":

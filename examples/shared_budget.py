@@ -2,8 +2,9 @@
 
 A request has 2.5 s in total. Retrieval (simulated here) uses part of it under
 ``asyncio.timeout(budget.remaining())``; the answer is then streamed with
-``with_deadline(stream, budget)``, which ends the stream when the *same* budget runs out,
-not 2.5 s after the stream started. The fake vLLM babbles, so the budget is what ends it.
+``with_deadline(stream, budget)``, which ends the stream when the *same* budget runs
+out, not 2.5 s after the stream started. The fake vLLM babbles, so the budget is what
+ends it.
 
     python examples/shared_budget.py
 """
@@ -31,13 +32,18 @@ async def main(server: ServerThread) -> None:
     budget = Deadline.after(2.5)
     async with asyncio.timeout(budget.remaining()):
         documents = await retrieve("deadlines")
-    print(f"retrieval done after {time.monotonic() - started:.2f} s; {budget.remaining():.2f} s left")
+    print(
+        f"retrieval done after {time.monotonic() - started:.2f} s;"
+        f" {budget.remaining():.2f} s left"
+    )
 
     async with AsyncOpenAI(
         base_url=server.base_url, api_key="test", default_headers={ID_HEADER: "example"}
     ) as client:
         stream = await client.chat.completions.create(
-            model="babble", messages=[{"role": "user", "content": f"Use {documents}"}], stream=True
+            model="babble",
+            messages=[{"role": "user", "content": f"Use {documents}"}],
+            stream=True,
         )
         tokens = 0
         try:
