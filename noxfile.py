@@ -91,7 +91,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The incident, replayed offline: a babbling and a stalled server, naive vs with_deadline."""
+    """The incident, replayed offline: a babbling, a stalled and a queued server, naive vs
+    with_deadline."""
     session.install(".", *groups("demo"))
     session.run("python", "examples/demo.py", *session.posargs)
 

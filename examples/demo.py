@@ -1,8 +1,8 @@
-"""The incident, replayed offline: a babbling and a stalled model server, naive fixes vs
-``with_deadline``.
+"""The incident, replayed offline: a babbling, a stalled and a queued model server,
+naive fixes vs ``with_deadline``.
 
 A fake vLLM (``examples/_fake_vllm.py``) runs in-process on 127.0.0.1. A LangChain chain
-(``prompt | ChatOpenAI``) asks it a question with a 3 s deadline, in two scenarios, each
+(``prompt | ChatOpenAI``) asks it a question with a 3 s limit, in three scenarios, each
 time side by side with a naive fix run at the same moment:
 
 1. **babble**: the model never stops (a token every 20 ms). Naive fix:
@@ -10,6 +10,10 @@ time side by side with a naive fix run at the same moment:
    pulled in a new task).
 2. **stall**: three tokens, then only SSE keep-alive comments. Naive fix: the blog's
    check of the elapsed time on each chunk, which cannot act when no chunk comes.
+3. **queued**: the empty role chunk at once (as a gateway sends it), then 8 s in the
+   queue before the first token. ``first_token_timeout=3`` (which counts real output
+   only) cuts at 3 s; the naive fix, a ``first_item`` limit that counts every chunk, is
+   satisfied by the role chunk and never fires.
 
 The demo gives up on a naive stream 3 s after its deadline. It prints the tokens of the
 ``with_deadline`` stream live, then a timeline per scenario (when the deadline passed,
@@ -36,6 +40,8 @@ from _fake_vllm import ID_HEADER, FakeVLLM, Generation, ServerThread
 from langchain_chain import ChatVllm
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
+
+from stream_deadline import with_deadline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -81,6 +87,23 @@ FIRST_PULLS: dict[str, float] = {}
 by request id."""
 
 
+class FirstItemChatOpenAI(ChatOpenAI):
+    """A first-item limit that counts every chunk: no ``progress``."""
+
+    stream_timeout: float = 60.0
+    first_token_timeout: float = 10.0
+
+    @with_deadline(
+        lambda self, *_a, **_k: self.stream_timeout,
+        first_item=lambda self, *_a, **_k: self.first_token_timeout,
+    )
+    async def _astream(
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in super()._astream(*args, **kwargs):
+            yield chunk
+
+
 class RecordFirstPull(ChatOpenAI):
     """Notes when the stream is first pulled, then passes everything through."""
 
@@ -110,13 +133,19 @@ class Outcome:
         return None if moment is None else moment - self.started
 
 
-async def run_chain(
-    cls: type[ChatOpenAI], server: ServerThread, mode: str, name: str, deadline: float
+async def run_chain(  # noqa: PLR0913, PLR0917
+    cls: type[ChatOpenAI],
+    server: ServerThread,
+    mode: str,
+    name: str,
+    deadline: float,
+    limits: dict[str, float] | None = None,
 ) -> Outcome:
     """Stream one answer through ``prompt | model``; give up ``GIVE_UP_AFTER`` s past
     the deadline.
 
-    The tokens of the ``with_deadline`` stream are printed as they come.
+    The tokens of the ``with_deadline`` stream are printed as they come. ``limits``: the
+    model's limit fields (by default ``stream_timeout=deadline``).
     """
     live = name == "with_deadline"
     request_id = f"demo-{mode}-{name}"
@@ -126,7 +155,7 @@ async def run_chain(
             model=mode,
             base_url=server.base_url,
             api_key="demo",  # type: ignore[arg-type]
-            stream_timeout=deadline,
+            **(limits or {"stream_timeout": deadline}),
             max_retries=0,
             default_headers={ID_HEADER: request_id},
             http_async_client=http,
@@ -140,15 +169,20 @@ async def run_chain(
                 if live:
                     print(chunk.content, end="", flush=True)
 
-        give_up = asyncio.timeout(deadline + GIVE_UP_AFTER)
-        try:
-            async with give_up:
-                await consume()
-        except TimeoutError:
-            if give_up.expired():  # the demo's own bound: the stream was still running
-                outcome.gave_up = time.monotonic()
-            else:
-                outcome.raised = time.monotonic()
+        # The demo's own bound. A naive stream may swallow one cancellation (on Python
+        # 3.11 the asyncio.wait_for that langchain-openai runs per chunk drops one that
+        # lands with its chunk), so it is cancelled until it ends.
+        task = asyncio.create_task(consume())
+        await asyncio.wait({task}, timeout=deadline + GIVE_UP_AFTER)
+        if not task.done():
+            outcome.gave_up = time.monotonic()
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.05)
+        elif isinstance(task.exception(), TimeoutError):
+            outcome.raised = time.monotonic()
+        else:
+            task.result()  # (an error the demo does not expect: shown as it is)
         if live:
             print()
     outcome.generation = await server.app.wait_stopped(request_id)
@@ -161,13 +195,15 @@ def fmt(seconds: float | None, otherwise: str = "never") -> str:
     return otherwise if seconds is None else f"{seconds:5.2f} s"
 
 
-def timeline(title: str, deadline: float, outcomes: list[Outcome]) -> None:
-    """Print the side-by-side timeline of one scenario."""
+def timeline(
+    title: str, deadline: float, outcomes: list[Outcome], limit: str = "deadline"
+) -> None:
+    """Print the side-by-side timeline of one scenario (``limit``: the limit's name)."""
     width = 26
     print(f"\n{title}")
     print(f"  {'':34}" + "".join(f"{o.name:>{width}}" for o in outcomes))
     rows: list[tuple[str, list[str]]] = [
-        ("deadline passed", [fmt(deadline) for _ in outcomes]),
+        (f"{limit} passed", [fmt(deadline) for _ in outcomes]),
         (
             "client raised",
             [
@@ -227,7 +263,9 @@ def plot(
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     colors = {"with_deadline": "#1b7f3b", "naive": "#c0392b"}
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(12, 4.8), layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(scenarios), figsize=(5.6 * len(scenarios), 4.8), layout="constrained"
+    )
     for ax, (title, outcomes) in zip(axes, scenarios, strict=True):
         top = 0
         lanes = 0
@@ -307,7 +345,7 @@ def plot(
 
 
 async def main(server: ServerThread, deadline: float, output: Path | None) -> None:
-    """Run both scenarios, print the timelines and draw the chart."""
+    """Run the three scenarios, print the timelines and draw the chart."""
     print(
         f"1) babble: the model never stops. Chain with a {deadline:g} s deadline"
         " (with_deadline), live:\n"
@@ -340,6 +378,24 @@ async def main(server: ServerThread, deadline: float, output: Path | None) -> No
         list(stall),
     )
     print(
+        "\n3) queued: the role chunk at once, then 8 s in the queue."
+        f" first_token_timeout={deadline:g} vs a first_item of {deadline:g} s that"
+        " counts every chunk:\n"
+    )
+    limits = {"stream_timeout": 60.0, "first_token_timeout": deadline}
+    queued = await asyncio.gather(
+        run_chain(ChatVllm, server, "queued", "with_deadline", deadline, limits),
+        run_chain(
+            FirstItemChatOpenAI, server, "queued", "naive first_item", deadline, limits
+        ),
+    )
+    timeline(
+        f"queued, {deadline:g} s to the first token (seconds since the first pull)",
+        deadline,
+        list(queued),
+        limit="first-token limit",
+    )
+    print(
         "\nThe naive streams were still open when the demo gave up on them,"
         f" {GIVE_UP_AFTER:g} s past the deadline; a real vLLM would have kept"
         " generating until max_tokens."
@@ -351,6 +407,7 @@ async def main(server: ServerThread, deadline: float, output: Path | None) -> No
             [
                 ("babble: asyncio.timeout in _astream", list(babble)),
                 ("stall: check elapsed on each chunk", list(stall)),
+                ("queued: first_item counting the role chunk", list(queued)),
             ],
         )
         print(f"\ntimeline chart written to {output}")
@@ -378,7 +435,7 @@ def cli() -> None:
     )
     args = parser.parse_args()
     started = time.monotonic()
-    with ServerThread(FakeVLLM()) as server:
+    with ServerThread(FakeVLLM(queue_delay=8)) as server:
         asyncio.run(main(server, args.deadline, None if args.no_plot else args.output))
     print(f"demo done in {time.monotonic() - started:.1f} s")
 
