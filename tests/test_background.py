@@ -128,3 +128,54 @@ def test_the_loop_does_not_outlive_the_process() -> None:
     assert lines[:2] == ["1", "['MainThread', 'stream_deadline background loop']"]
     assert "closed" in lines[2:]
     assert done.stderr == ""
+
+
+def run_script(code: str) -> list[str]:
+    """Run ``code`` in a new interpreter; return what it printed, line by line."""
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    return done.stdout.splitlines()
+
+
+SOURCE = (
+    "import asyncio, os, signal, threading, time\n"
+    "from stream_deadline import with_deadline\n"
+    "from stream_deadline._background import iterate\n"
+    "async def source():\n"
+    "    try:\n"
+    "        yield 1\n"
+    "        await asyncio.sleep(30)\n"
+    "        yield 2\n"
+    "    finally:\n"
+    "        await asyncio.sleep(0.05)\n"
+    "        print('source closed', flush=True)\n"
+)
+
+
+def test_ctrl_c_while_waiting_for_an_item_propagates_after_the_stream_closed() -> None:
+    """``KeyboardInterrupt`` in the thread waiting for the next item: the pull is cancelled
+    and has finished (the source's awaiting cleanup ran) before the interruption reaches the
+    caller, as itself (it came out as "aclose(): another task is pulling")."""
+    code = SOURCE + (
+        "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"
+        "    for item in iterate(with_deadline(source(), 60)):\n"
+        "        print('item', item, flush=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('KeyboardInterrupt', flush=True)\n"
+    )
+    assert run_script(code) == ["item 1", "source closed", "KeyboardInterrupt"]
+
+
+def test_at_exit_a_stream_in_flight_on_the_loop_is_closed() -> None:
+    """A daemon thread mid-iteration when the interpreter exits: the loop's shutdown cancels
+    the pull and closes the stream's source (it was left "already running")."""
+    code = SOURCE + (
+        "def worker():\n"
+        "    for item in iterate(with_deadline(source(), 60)):\n"
+        "        print('item', item, flush=True)\n"
+        "threading.Thread(target=worker, daemon=True).start()\n"
+        "time.sleep(0.3)\n"
+        "print('exit', flush=True)\n"
+    )
+    assert run_script(code) == ["item 1", "exit", "source closed"]

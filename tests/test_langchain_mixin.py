@@ -261,3 +261,42 @@ def test_the_mixin_after_the_model_class_is_refused() -> None:
 
         class Wrong(Scripted, DeadlineMixin):
             pass
+
+
+class AnswersOnly(BaseChatModel):
+    """A model that implements only ``_generate``: LangChain streams it by invoking it."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "answers-only"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="hello"))])
+
+
+async def test_a_model_that_cannot_stream_still_streams_by_invoking() -> None:
+    """The mixin's own ``_stream``/``_astream`` do not make LangChain believe a model that
+    only implements ``_generate`` can stream: ``astream`` falls back to the answer, with or
+    without limits (it raised ``NotImplementedError``)."""
+
+    class Limited(DeadlineMixin, AnswersOnly):
+        pass
+
+    for model in (Limited(), Limited(stream_timeout=5)):
+        assert [chunk.content async for chunk in model.astream("hi")] == ["hello"]
+
+
+def test_a_pass_through_class_above_the_mixin_over_a_model_without_stream_is_accepted() -> None:
+    """``class M(Tracing, DeadlineMixin, AnswersOnly)``: the model class is below the mixin,
+    so the class is valid (it was refused, naming ``Tracing`` as the model)."""
+
+    class Tracing(BaseChatModel):
+        def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+            yield from super()._stream(*args, **kwargs)
+
+    class M(Tracing, DeadlineMixin, AnswersOnly):
+        pass
+
+    assert M(stream_timeout=5).invoke("hi").content == "hello"

@@ -29,6 +29,7 @@ import trio
 import trio.testing
 
 from stream_deadline import Deadline, StreamTimeoutError, with_deadline
+from stream_deadline._source import Source
 from support import BACKENDS, Closable, collect, virtual_time_loop
 from test_adversarial import cancelling
 
@@ -1078,3 +1079,64 @@ async def test_ci_asend_or_athrow_within_the_deadline_is_forwarded_once(kind: st
     assert await (stream.asend("v") if kind == "asend" else stream.athrow(KeyError("k"))) == 0
     await stream.aclose()
     assert (source.calls, source.closes) == ([kind], 1)
+
+
+# Found by the review of issues 14 and 15 ---------------------------------------------------------
+
+
+def test_review_a_cut_on_a_coarse_clock_is_never_reported_before_its_bound() -> None:
+    """A timer run 3 ms early (the loop's clock resolution 5 ms, another timer waking the loop
+    just before the bound): the first-item limit of 0.1 s cuts then, as rule 4 says, but
+    the error's ``waited`` is not shorter than the limit and the outcome's ``late`` is not
+    negative (it was -2.6 ms, ``waited`` 0.097 s)."""
+
+    async def main() -> tuple[float | None, float | None]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.097, lambda: None)  # wakes the loop 3 ms before the bound
+        stream = with_deadline(stalled(), None, first_item=0.1)
+        with pytest.raises(StreamTimeoutError) as info:
+            await anext(stream)
+        assert stream.outcome is not None
+        return info.value.waited, stream.outcome.late
+
+    waited, late = run_virtual(main(), clock_resolution=0.005)
+    assert waited is not None
+    assert late is not None
+    assert (waited >= 0.1, late >= 0) == (True, True)
+
+
+async def stalled() -> AsyncGenerator[int, None]:
+    await asyncio.sleep(3600)
+    yield 1  # pragma: no cover (cut)
+
+
+def test_review_a_source_that_goes_on_after_its_cut_leaves_no_reference_cycle() -> None:
+    """A source that catches the cut and yields: the stream's error (kept by its outcome)
+    has a traceback through the watch's frame, which held the watch and so the source and
+    the outcome: a cycle only the collector could free. Now none is left."""
+
+    async def swallows() -> AsyncGenerator[int, None]:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(1)
+        yield 1
+
+    async def main() -> list[object]:
+        stream = with_deadline(swallows(), 0.05)
+        with pytest.raises(StreamTimeoutError):
+            async for _ in stream:
+                pass
+        del stream
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        return [o for o in gc.garbage if isinstance(o, Source)]
+
+    gc.collect()
+    gc.disable()
+    try:
+        logging.disable(logging.WARNING)
+        assert run_virtual(main()) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        logging.disable(logging.NOTSET)
+        gc.enable()

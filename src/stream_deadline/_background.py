@@ -15,13 +15,13 @@ import atexit
 import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["iterate", "run"]
 
 T = TypeVar("T")
 
-_lock: Final = threading.Lock()
+_lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _exiting = False  # set at interpreter exit: no loop is started again
@@ -50,7 +50,11 @@ def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
     loop.call_soon(ready.set)
     try:
         loop.run_forever()
-    finally:
+    finally:  # as asyncio.run ends: cancel what still runs, let it finish, close the generators
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
@@ -67,9 +71,11 @@ def _stop() -> None:
 
 
 def _forget() -> None:
-    """In a child after ``fork``: the parent's loop thread does not exist here."""
-    global _loop, _thread  # noqa: PLW0603 (one loop per process)
+    """In a child after ``fork``: the parent's loop thread does not exist here (nor does a
+    thread that may have held the lock)."""
+    global _loop, _thread, _lock  # noqa: PLW0603 (one loop per process)
     _loop = _thread = None
+    _lock = threading.Lock()
 
 
 atexit.register(_stop)
@@ -81,13 +87,22 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the background loop and return its result, blocking this thread.
 
     If this thread is interrupted while it waits (``KeyboardInterrupt``), the coroutine is
-    cancelled before the interruption propagates.
+    cancelled, and has finished (its cleanup run), before the interruption propagates.
     """
-    future = asyncio.run_coroutine_threadsafe(coro, _running_loop())
+    finished = threading.Event()
+
+    async def watched() -> T:
+        try:
+            return await coro
+        finally:
+            finished.set()
+
+    future = asyncio.run_coroutine_threadsafe(watched(), _running_loop())
     try:
         return future.result()
     except BaseException:
         future.cancel()
+        finished.wait()
         raise
 
 

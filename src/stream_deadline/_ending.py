@@ -154,7 +154,7 @@ def report_end(  # noqa: PLR0913 (the facts of an ending)
         elapsed=now - started,
         time_to_first_item=None if tally.first_item_at is None else tally.first_item_at - started,
         time_to_first_progress=None if tally.first_progress_at is None else tally.first_progress_at - started,
-        late=None if passed is None else now - passed.bound,
+        late=None if passed is None else max(0.0, now - passed.bound),  # (timers may run early)
         close_seconds=source.close_seconds,
         close_error=source.close_error,
     )

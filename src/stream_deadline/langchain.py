@@ -80,16 +80,23 @@ class DeadlineMixin(BaseChatModel):
         super().__init_subclass__(**kwargs)
         mro: tuple[type, ...] = cls.__mro__
         mixin = mro.index(DeadlineMixin)
-        for name in _PATHS:
-            above = [k for k in mro[:mixin] if name in k.__dict__ and DeadlineMixin not in k.__mro__]
-            below = [k for k in mro[mixin + 1 :] if name in k.__dict__ and k is not BaseChatModel]
-            if above and not below:
-                model = next(base for base in cls.__bases__ if DeadlineMixin not in base.__mro__)
-                raise TypeError(
-                    f"{cls.__qualname__}: put DeadlineMixin before the model class, as in"
-                    f" class {cls.__name__}(DeadlineMixin, {model.__name__}); after it, the"
-                    " model's own methods run unlimited"
-                )
+        # A model class implements `_generate` (it is abstract): one above the mixin and none
+        # below it means the model class was put first.
+        models = [k for k in mro[:mixin] if "_generate" in k.__dict__ and DeadlineMixin not in k.__mro__]
+        if models and not any("_generate" in k.__dict__ for k in mro[mixin + 1 : mro.index(BaseChatModel)]):
+            raise TypeError(
+                f"{cls.__qualname__}: put DeadlineMixin before the model class, as in"
+                f" class {cls.__name__}(DeadlineMixin, {_first_model(cls).__name__}); after it, the"
+                " model's own methods run unlimited"
+            )
+
+    def _should_stream(self, *, async_api: bool, **kwargs: Any) -> bool:  # noqa: ANN401 (LangChain's options)
+        """Stream only if the model class itself can: the mixin's own ``_stream`` and
+        ``_astream`` would make LangChain believe any model can (and fail on one that only
+        implements ``_generate``, which LangChain answers with ``invoke`` instead)."""
+        if not (_has_own(self, "_stream") or _has_own(self, "_astream")):
+            return False
+        return super()._should_stream(async_api=async_api, **kwargs)
 
     def _convert_chunk_to_generation_chunk(self, chunk: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
         """(ChatOpenAI and its kin) Keep the reasoning an OpenAI-compatible server sends.
@@ -176,6 +183,11 @@ class DeadlineMixin(BaseChatModel):
 
 _PATHS = ("_astream", "_agenerate", "_stream", "_generate")
 _REASONING = ("reasoning_content", "reasoning")
+
+
+def _first_model(cls: type) -> type:
+    """The first base of ``cls`` that is not (built on) the mixin: the model class."""
+    return next(base for base in cls.__bases__ if DeadlineMixin not in base.__mro__)
 
 
 def _first_delta(chunk: Any) -> Mapping[str, Any]:  # noqa: ANN401 (a chunk as the model class parsed it)

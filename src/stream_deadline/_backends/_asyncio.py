@@ -12,6 +12,7 @@ with the count noted before, as :func:`asyncio.timeout` does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import math
@@ -227,15 +228,19 @@ class Watch:
             # (anyio's scopes deliver a turn later): let it land as itself, so that its scope
             # knows it; if it does not come, this one stands in for it.
             self.stop()  # (no second cancellation by the watch meanwhile)
+            del self  # (the traceback holds this frame; the watch, the source's outcome: no cycle)
             await asyncio.sleep(0)
             raise CancelledError
         warn_went_on(self.source, self.limit, what)
-        raise self.passing()
+        passed = self.passing()
+        del self  # (as above)
+        raise passed
 
     def passing(self) -> Passed:
-        """What ends the stream after its pull was cut: the limit of the cut."""
+        """What ends the stream after its pull was cut: the limit of the cut, found passed
+        no earlier than its bound (the handle may have run early by the clock's resolution)."""
         bound, _ = self.bound()
-        return Passed(self.limit, self.clock(), bound, self.wait_started)
+        return Passed(self.limit, max(self.clock(), bound), bound, self.wait_started)
 
     def stop(self) -> None:
         """The stream has ended: disarm, take back a cancellation of the watch's that the
@@ -327,7 +332,10 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
             raise watch.passing()
     except OtherLoopError as exc:
         # Raised before the pull changed anything: nothing is done from the wrong loop (the
-        # generator is finished; aclose() in the stream's own loop closes the source).
+        # generator is finished; aclose() in the stream's own loop closes the source), but
+        # the watch is stopped there, so that its timer holds nothing until it runs.
+        with contextlib.suppress(RuntimeError):  # (that loop is closed: its timers are gone)
+            watch.loop.call_soon_threadsafe(watch.stop)
         report_end(
             source,
             limits,
@@ -345,13 +353,11 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
             source = watch = None  # type: ignore[assignment]
     else:
         watch.stop()
-        await end(
-            BACKEND,
-            source,
-            limits,
-            None,
-            _tally(now, started, items, progress, progressed, first_at, first_progress_at),
-        )
+        tally = _tally(now, started, items, progress, progressed, first_at, first_progress_at)
+        try:
+            await end(BACKEND, source, limits, None, tally)
+        finally:  # (a close error's traceback holds this frame: as above)
+            source = watch = None  # type: ignore[assignment]
 
 
 def _tally(  # noqa: PLR0913, PLR0917 (the loop's counts, as locals: faster per item than fields)
