@@ -1140,3 +1140,51 @@ def test_review_a_source_that_goes_on_after_its_cut_leaves_no_reference_cycle() 
         gc.garbage.clear()
         logging.disable(logging.NOTSET)
         gc.enable()
+
+
+@pytest.mark.parametrize("how", ["aclose", "exhausted"])
+def test_review_a_close_that_raises_leaves_no_reference_cycle(how: str) -> None:
+    """A source whose close raises, the stream closed by ``aclose()`` or exhausted: the close
+    error (kept by the outcome) had a traceback through frames holding the source (the
+    source's own close, the backend's, ``aclose``), a cycle only the collector could free."""
+
+    class BadClose:
+        def __init__(self) -> None:
+            self.left = 2
+
+        def __aiter__(self) -> BadClose:
+            return self
+
+        async def __anext__(self) -> int:
+            self.left -= 1
+            if self.left < 0:
+                raise StopAsyncIteration
+            return self.left
+
+        async def aclose(self) -> None:
+            raise ValueError("close failed")
+
+    async def main() -> list[object]:
+        stream = with_deadline(BadClose(), 60)
+        with pytest.raises(ValueError, match="close failed"):
+            if how == "aclose":
+                await anext(stream)
+                await stream.aclose()
+            else:
+                async for _ in stream:
+                    pass
+        del stream
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        return [o for o in gc.garbage if isinstance(o, Source)]
+
+    gc.collect()
+    gc.disable()
+    try:
+        logging.disable(logging.WARNING)
+        assert run_virtual(main()) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        logging.disable(logging.NOTSET)
+        gc.enable()

@@ -162,7 +162,7 @@ def report_end(  # noqa: PLR0913 (the facts of an ending)
     report(outcome, limits.on_end)
 
 
-async def pass_through(  # noqa: C901 (the pass-through loop, counting for the outcome)
+async def pass_through(  # noqa: C901, PLR0912 (the pass-through loop, counting for the outcome)
     backend: Backend, source: Source[T], limits: Limits, first: object, clock: Callable[[], float]
 ) -> AsyncGenerator[T, Any]:
     """The stream with no limit at all: items pass through; only the ownership of the source
@@ -209,4 +209,7 @@ async def pass_through(  # noqa: C901 (the pass-through loop, counting for the o
         finally:  # the error's traceback holds this frame, and the source the outcome: no cycle
             source = None  # type: ignore[assignment]
     else:
-        await end(backend, source, limits, None, tally())
+        try:
+            await end(backend, source, limits, None, tally())
+        finally:  # (a close error's traceback holds this frame: as above)
+            source = None  # type: ignore[assignment]

@@ -86,17 +86,24 @@ class Source(Generic[T]):
             self.closed = True
         return True
 
-    async def close(self) -> None:
-        """Close the iterator, then the iterable if it is another object; only once."""
+    async def close(self) -> Exception | None:
+        """Close the iterator, then the iterable if it is another object; only once. Return
+        what closing raised (a cancellation propagates)."""
         if self.closed:
-            return
+            return None
         self.closed = True
+        iterator, iterable = self.iterator, self.iterable
+        del self  # (the error's traceback holds this frame, and the source will keep the error)
         try:
-            if self.iterator is not None:
-                await _close(self.iterator)
-        finally:
-            if self.iterable is not self.iterator:
-                await _close(self.iterable)
+            try:
+                if iterator is not None:
+                    await _close(iterator)
+            finally:
+                if iterable is not iterator:
+                    await _close(iterable)
+        except Exception as exc:  # noqa: BLE001 (returned: logged, then raised or chained by the caller)
+            return exc
+        return None
 
 
 class _Once(AsyncIterator[T]):

@@ -135,7 +135,10 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
         await (gen or self._generator()).aclose()
         self._ended(clock, None)
         if source.close_error is not None:
-            raise source.close_error
+            try:
+                raise source.close_error
+            finally:  # (its traceback holds this frame, and the source the error: no cycle)
+                self = source = None  # type: ignore[assignment]  # noqa: PLW0642
 
     def _ended(self, clock: Callable[[], float], exc: BaseException | None) -> None:
         """Report the end of a stream whose pull loop never ran (closed before its first pull)."""

@@ -386,12 +386,12 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     scope = asyncio.timeout(None if close_timeout == _inf else close_timeout)
     try:
         async with scope:
-            await source.close()
-    except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
-        if isinstance(exc, TimeoutError) and scope.expired():
+            error = await source.close()
+    except TimeoutError:
+        if scope.expired():
             return close_overran(source, close_timeout)
-        return close_failed(source, exc)
-    return None
+        raise
+    return None if error is None else close_failed(source, error)
 
 
 BACKEND: Final = Backend(close, functools.partial(asyncio.sleep, 0), CancelledError)

@@ -96,9 +96,11 @@ async def stream(source: Source[T], limits: Limits, first: object) -> AsyncGener
         finally:  # the error's traceback holds this frame, and the source the outcome: no cycle
             source = None  # type: ignore[assignment]
     else:
-        await end(
-            BACKEND, source, limits, None, Tally(now, started, items, progressed, first_at, first_progress_at)
-        )
+        tally = Tally(now, started, items, progressed, first_at, first_progress_at)
+        try:
+            await end(BACKEND, source, limits, None, tally)
+        finally:  # (a close error's traceback holds this frame: as above)
+            source = None  # type: ignore[assignment]
 
 
 async def close(source: Source[Any], close_timeout: float) -> BaseException | None:
@@ -106,12 +108,12 @@ async def close(source: Source[Any], close_timeout: float) -> BaseException | No
     (which is delivered at the consumer's next checkpoint); log and return what went wrong."""
     if source.settled():
         return None
+    error = None
     with trio.CancelScope(deadline=trio.current_time() + close_timeout, shield=True) as scope:
-        try:
-            await source.close()
-        except Exception as exc:  # noqa: BLE001 (returned to the caller, which raises or chains it)
-            return close_failed(source, exc)
-    return close_overran(source, close_timeout) if scope.cancelled_caught else None
+        error = await source.close()
+    if scope.cancelled_caught:
+        return close_overran(source, close_timeout)
+    return None if error is None else close_failed(source, error)
 
 
 BACKEND: Final = Backend(close, trio.lowlevel.checkpoint, trio.Cancelled)
