@@ -53,7 +53,8 @@ class StreamOutcome(NamedTuple):
         late: for a timeout, from the moment the limit passed to the moment the consumer was
             told (closing the source included); otherwise ``None``.
         close_seconds: how long closing the source took, or ``None`` if this stream did not
-            close it (nothing left to close, or closed before it was iterated).
+            close it: nothing was left to close (an async generator that ended by itself,
+            as one does when its cut pull's cancellation ran through it).
         close_error: what closing the source raised (or the ``TimeoutError`` of a close that
             overran ``close_timeout``), or ``None``.
     """

@@ -141,7 +141,8 @@ class DeadlineStream(AsyncGenerator[T_co, Any]):
                 self = source = None  # type: ignore[assignment]  # noqa: PLW0642
 
     def _ended(self, clock: Callable[[], float], exc: BaseException | None) -> None:
-        """Report the end of a stream whose pull loop never ran (closed before its first pull)."""
+        """Report the end of a stream whose pull loop did not (closed before its first pull);
+        called by every ``aclose()``: a stream told already is not told again."""
         ending: Ending = "closed"
         if exc is not None:
             ending = "cancelled" if isinstance(exc, backend("aclose()").cancelled) else "error"
