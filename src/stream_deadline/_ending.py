@@ -70,6 +70,9 @@ async def close(backend: Backend, source: Source[Any], limits: Limits, clock: Ca
     started = clock()
     source.close_error = await backend.close(source, limits.close_timeout)
     source.close_seconds = clock() - started
+    # The close error's traceback reaches this frame (through `f_back`, on CPython 3.12+),
+    # and the source keeps the error: no cycle through this frame's locals.
+    del source
 
 
 async def end(  # noqa: PLR0913 (what the loop knows at its end)
