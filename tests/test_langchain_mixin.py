@@ -4,6 +4,7 @@ model that runs on the loop's clock (the sync paths and a real HTTP server are i
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -276,16 +277,22 @@ class AnswersOnly(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content="hello"))])
 
 
-async def test_a_model_that_cannot_stream_still_streams_by_invoking() -> None:
+def test_a_model_that_cannot_stream_still_streams_by_invoking() -> None:
     """The mixin's own ``_stream``/``_astream`` do not make LangChain believe a model that
-    only implements ``_generate`` can stream: ``astream`` falls back to the answer, with or
-    without limits (it raised ``NotImplementedError``)."""
+    only implements ``_generate`` can stream: ``stream`` and ``astream`` fall back to the
+    answer, with or without limits (they raised ``NotImplementedError``). (On a plain loop:
+    LangChain answers in the loop's default executor, whose shutdown a virtual clock would
+    time out)."""
 
     class Limited(DeadlineMixin, AnswersOnly):
         pass
 
+    async def chunks(model: Limited) -> list[Any]:
+        return [chunk.content async for chunk in model.astream("hi")]
+
     for model in (Limited(), Limited(stream_timeout=5)):
-        assert [chunk.content async for chunk in model.astream("hi")] == ["hello"]
+        assert [chunk.content for chunk in model.stream("hi")] == ["hello"]
+        assert asyncio.run(chunks(model)) == ["hello"]
 
 
 def test_a_pass_through_class_above_the_mixin_over_a_model_without_stream_is_accepted() -> None:
