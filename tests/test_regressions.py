@@ -1110,6 +1110,24 @@ async def stalled() -> AsyncGenerator[int, None]:
     yield 1  # pragma: no cover (cut)
 
 
+def sources_left_for_the_collector(main: Callable[[], Coroutine[Any, Any, None]]) -> list[object]:
+    """Run ``main`` on a virtual-time loop with the collector off (warnings muted); return
+    the stream sources that only the cycle collector could free afterwards."""
+    gc.collect()
+    gc.disable()
+    logging.disable(logging.WARNING)
+    try:
+        run_virtual(main())
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        return [o for o in gc.garbage if isinstance(o, Source)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        logging.disable(logging.NOTSET)
+        gc.enable()
+
+
 def test_review_a_source_that_goes_on_after_its_cut_leaves_no_reference_cycle() -> None:
     """A source that catches the cut and yields: the stream's error (kept by its outcome)
     has a traceback through the watch's frame, which held the watch and so the source and
@@ -1120,26 +1138,14 @@ def test_review_a_source_that_goes_on_after_its_cut_leaves_no_reference_cycle() 
             await asyncio.sleep(1)
         yield 1
 
-    async def main() -> list[object]:
+    async def main() -> None:
         stream = with_deadline(swallows(), 0.05)
         with pytest.raises(StreamTimeoutError):
             async for _ in stream:
                 pass
         del stream
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        return [o for o in gc.garbage if isinstance(o, Source)]
 
-    gc.collect()
-    gc.disable()
-    try:
-        logging.disable(logging.WARNING)
-        assert run_virtual(main()) == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        logging.disable(logging.NOTSET)
-        gc.enable()
+    assert sources_left_for_the_collector(main) == []
 
 
 @pytest.mark.parametrize("how", ["aclose", "exhausted"])
@@ -1164,7 +1170,7 @@ def test_review_a_close_that_raises_leaves_no_reference_cycle(how: str) -> None:
         async def aclose(self) -> None:
             raise ValueError("close failed")
 
-    async def main() -> list[object]:
+    async def main() -> None:
         stream = with_deadline(BadClose(), 60)
         with pytest.raises(ValueError, match="close failed"):
             if how == "aclose":
@@ -1174,17 +1180,5 @@ def test_review_a_close_that_raises_leaves_no_reference_cycle(how: str) -> None:
                 async for _ in stream:
                     pass
         del stream
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        return [o for o in gc.garbage if isinstance(o, Source)]
 
-    gc.collect()
-    gc.disable()
-    try:
-        logging.disable(logging.WARNING)
-        assert run_virtual(main()) == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        logging.disable(logging.NOTSET)
-        gc.enable()
+    assert sources_left_for_the_collector(main) == []
